@@ -1,0 +1,124 @@
+"""What Batch Transform needs: a role, a model that runs as it, and a launcher policy.
+
+`CreateTransformJob` takes a model name and no role: the job runs as the *model's*
+execution role. So batch gets its own model (same image, code and artifact) whose role
+may read `batch-input/` and write `batch-output/`, and the endpoint's role never can.
+The launcher needs no `iam:PassRole`: no role is passed.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from sagemaker_serving.image import SklearnImage
+from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle
+from sagemaker_serving.nag import acknowledge_wildcard_resource
+
+INPUT_PREFIX = "batch-input/"
+OUTPUT_PREFIX = "batch-output/"
+TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
+
+
+class BatchTransform(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        bucket: s3.IBucket,
+        role_name: str,
+        role_path: str,
+        image: SklearnImage,
+        model_data: ModelData,
+        source: SourceBundle,
+        job_name_prefix: str,
+        max_payload_bytes: int,
+    ) -> None:
+        super().__init__(scope, id)
+        stack = cdk.Stack.of(self)
+        self.bucket = bucket
+        self.job_name_prefix = job_name_prefix
+        self.role = iam.Role(
+            self,
+            "Role",
+            role_name=role_name,
+            path=role_path,
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="Execution role of the batch transform model: reads batch-input/, writes batch-output/",
+        )
+        bucket_arn = bucket.bucket_arn
+        inputs, outputs = f"{bucket_arn}/{INPUT_PREFIX}*", f"{bucket_arn}/{OUTPUT_PREFIX}*"
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(sid="ReadInputs", actions=["s3:GetObject"], resources=[inputs])
+        )
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="WriteOutputs", actions=["s3:PutObject", "s3:AbortMultipartUpload"], resources=[outputs]
+            )
+        )
+        self.role.add_to_principal_policy(_list_prefixes(bucket_arn, INPUT_PREFIX))
+        self.model = SklearnModel(
+            self,
+            "Model",
+            role=self.role,
+            image=image,
+            model_data=model_data,
+            source=source,
+            log_group_prefix=TRANSFORM_LOG_GROUP,
+            max_request_bytes=max_payload_bytes,
+        )
+
+        job_arns = stack.format_arn(service="sagemaker", resource="transform-job", resource_name=f"{job_name_prefix}-*")
+        self.launcher_policy = iam.ManagedPolicy(
+            self,
+            "LauncherPolicy",
+            description=f"Start, watch and stop {job_name_prefix}-* transform jobs; upload inputs, read outputs",
+            path=role_path,
+        )
+        self.launcher_policy.add_statements(
+            iam.PolicyStatement(
+                sid="TransformJobs",
+                actions=[
+                    "sagemaker:CreateTransformJob",
+                    "sagemaker:DescribeTransformJob",
+                    "sagemaker:StopTransformJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[job_arns],
+            )
+        )
+        self.launcher_policy.add_statements(
+            iam.PolicyStatement(sid="UploadInputs", actions=["s3:PutObject"], resources=[inputs]),
+            iam.PolicyStatement(sid="ReadOutputs", actions=["s3:GetObject"], resources=[outputs]),
+            _list_prefixes(bucket_arn, INPUT_PREFIX, OUTPUT_PREFIX),
+        )
+        for construct in (self.role, self.launcher_policy):
+            acknowledge_wildcard_resource(construct, inputs, "objects under batch-input/ only: the job reads what it is given")
+            acknowledge_wildcard_resource(construct, outputs, "objects under batch-output/ only: one object per input, named by SageMaker")
+        acknowledge_wildcard_resource(
+            self.launcher_policy, job_arns, f"only transform jobs named {job_name_prefix}-*: one name per run"
+        )
+
+    @property
+    def input_uri(self) -> str:
+        return f"s3://{self.bucket.bucket_name}/{INPUT_PREFIX}"
+
+    @property
+    def output_uri(self) -> str:
+        return f"s3://{self.bucket.bucket_name}/{OUTPUT_PREFIX}"
+
+    @property
+    def model_name(self) -> str:
+        return self.model.model_name
+
+
+def _list_prefixes(bucket_arn: str, *prefixes: str) -> iam.PolicyStatement:
+    return iam.PolicyStatement(
+        sid="ListBatchPrefixes",
+        actions=["s3:ListBucket"],
+        resources=[bucket_arn],
+        conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in prefixes]}},
+    )

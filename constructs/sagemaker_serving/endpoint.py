@@ -1,0 +1,167 @@
+"""Endpoint config (serverless or instance-backed) and the endpoint itself."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from sagemaker_serving.model import SklearnModel
+
+NAMESPACE = "AWS/SageMaker"
+# Instance (and serverless memory) utilization lives in its own namespace.
+UTILIZATION_NAMESPACE = "/aws/sagemaker/Endpoints"
+SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
+
+
+@dataclass(frozen=True)
+class ServerlessVariant:
+    model: SklearnModel
+    memory_mb: int
+    max_concurrency: int
+    provisioned_concurrency: int | None = None
+    name: str = "AllTraffic"
+
+
+@dataclass(frozen=True)
+class InstanceVariant:
+    model: SklearnModel
+    instance_type: str
+    instance_count: int
+    weight: float = 1.0
+    name: str = "AllTraffic"
+
+
+class ServingEndpoint(Construct):
+    """An `AWS::SageMaker::EndpointConfig` and the `AWS::SageMaker::Endpoint` using it.
+
+    The config is named by CloudFormation: every change to it is a replacement, and a
+    fixed name would collide with the old config. The endpoint keeps the fixed name
+    callers use; pointing it at a new config is an in-place update.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        endpoint_name: str,
+        serverless: ServerlessVariant | None = None,
+        instance_variants: list[InstanceVariant] | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        self._validate(serverless, instance_variants)
+        if serverless is not None:
+            self.variant_names = [serverless.name]
+            self.serverless = True
+            variants = [
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=serverless.name,
+                    model_name=serverless.model.model_name,
+                    serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+                        memory_size_in_mb=serverless.memory_mb,
+                        max_concurrency=serverless.max_concurrency,
+                        provisioned_concurrency=serverless.provisioned_concurrency,
+                    ),
+                )
+            ]
+            models = [serverless.model]
+        else:
+            assert instance_variants is not None
+            self.variant_names = [v.name for v in instance_variants]
+            self.serverless = False
+            variants = [
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    variant_name=v.name,
+                    model_name=v.model.model_name,
+                    instance_type=v.instance_type,
+                    initial_instance_count=v.instance_count,
+                    initial_variant_weight=v.weight,
+                )
+                for v in instance_variants
+            ]
+            models = [v.model for v in instance_variants]
+
+        self.config = sagemaker.CfnEndpointConfig(self, "Config", production_variants=variants)
+        self.resource = sagemaker.CfnEndpoint(
+            self, "Resource", endpoint_name=endpoint_name, endpoint_config_name=self.config.attr_endpoint_config_name
+        )
+        self.models = models
+        self._endpoint_name = endpoint_name
+
+    @staticmethod
+    def _validate(serverless: ServerlessVariant | None, instance_variants: list[InstanceVariant] | None) -> None:
+        errors: list[str] = []
+        if (serverless is None) == (not instance_variants):
+            errors.append("give exactly one of serverless or instance_variants")
+        if serverless is not None:
+            if serverless.memory_mb not in SERVERLESS_MEMORY_SIZES:
+                errors.append(f"memory_mb must be one of {SERVERLESS_MEMORY_SIZES}, got {serverless.memory_mb}")
+            if not 1 <= serverless.max_concurrency <= 200:
+                errors.append(f"max_concurrency must be between 1 and 200, got {serverless.max_concurrency}")
+            pc = serverless.provisioned_concurrency
+            if pc is not None and not 1 <= pc <= serverless.max_concurrency:
+                errors.append(f"provisioned_concurrency must be between 1 and max_concurrency, got {pc}")
+        for v in instance_variants or []:
+            if not v.instance_type.startswith("ml."):
+                errors.append(f"variant {v.name}: instance_type must be an ml.* type, got {v.instance_type!r}")
+            if v.instance_count < 1:
+                errors.append(f"variant {v.name}: instance_count must be at least 1, got {v.instance_count}")
+        if errors:
+            raise ValueError("ServingEndpoint: " + "; ".join(errors))
+
+    @property
+    def endpoint_name(self) -> str:
+        # Ref of an Endpoint is its ARN; the name comes from the attribute.
+        return self.resource.attr_endpoint_name
+
+    @property
+    def endpoint_arn(self) -> str:
+        return self.resource.ref
+
+    def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
+        return iam.Grant.add_to_principal(
+            grantee=grantee, actions=["sagemaker:InvokeEndpoint"], resource_arns=[self.endpoint_arn]
+        )
+
+    # ---------------------------------------------------------------- metrics
+    def metric(
+        self,
+        metric_name: str,
+        *,
+        variant_name: str | None = None,
+        namespace: str = NAMESPACE,
+        statistic: str = "Average",
+        period: cdk.Duration = cdk.Duration.minutes(5),
+        unit: cloudwatch.Unit | None = None,
+    ) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=namespace,
+            metric_name=metric_name,
+            dimensions_map={"EndpointName": self._endpoint_name, "VariantName": variant_name or self.variant_names[0]},
+            statistic=statistic,
+            period=period,
+            unit=unit,
+        )
+
+    def metric_invocations(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
+        return self.metric("Invocations", variant_name=variant_name, statistic="Sum")
+
+    def metric_model_latency(self, *, variant_name: str | None = None, statistic: str = "Average") -> cloudwatch.Metric:
+        """In microseconds, as SageMaker publishes it."""
+        return self.metric("ModelLatency", variant_name=variant_name, statistic=statistic)
+
+    def metric_invocation_5xx_errors(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
+        return self.metric("Invocation5XXErrors", variant_name=variant_name, statistic="Sum")
+
+    def metric_invocation_4xx_error_rate(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
+        """Each request emits 1 or 0, so the Average is the rate (0..1)."""
+        return self.metric("Invocation4XXErrors", variant_name=variant_name, statistic="Average")
+
+    def metric_memory_utilization(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
+        """Percent; published for serverless endpoints too."""
+        return self.metric("MemoryUtilization", variant_name=variant_name, namespace=UTILIZATION_NAMESPACE)

@@ -1,0 +1,177 @@
+"""A SageMaker Model running the sklearn serving image with our handler and artifact."""
+
+from __future__ import annotations
+
+import abc
+import re
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from sagemaker_serving.bundle import source_bundle_bytes, write_content_addressed
+from sagemaker_serving.image import SklearnImage
+from sagemaker_serving.nag import acknowledge, acknowledge_wildcard_resource
+
+S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+\.tar\.gz)$")
+
+
+class ModelData(abc.ABC):
+    """Where `model.tar.gz` comes from; each source binds its own read permission."""
+
+    @staticmethod
+    def from_asset(path: str | Path) -> "ModelData":
+        return _AssetModelData(Path(path))
+
+    @staticmethod
+    def from_s3_url(url: str) -> "ModelData":
+        return _S3ModelData(url)
+
+    @abc.abstractmethod
+    def bind(self, scope: Construct, grantee: iam.IGrantable) -> str:
+        """Grant `grantee` read access and return the S3 URL for `ModelDataUrl`."""
+
+
+class _AssetModelData(ModelData):
+    def __init__(self, path: Path):
+        if not path.is_file():
+            raise ValueError(
+                f"model_data: {path} is not a file; train one with `endpointctl train-sample --out {path}` "
+                "or set model_data to an s3:// URL"
+            )
+        self.path = path
+
+    def bind(self, scope: Construct, grantee: iam.IGrantable) -> str:
+        # A file asset is uploaded as it is (a directory asset would be zipped).
+        # Models sharing the file share one upload: assets are deduplicated by hash.
+        asset = s3_assets.Asset(scope, "ModelData", path=str(self.path))
+        grant_object_read(scope, grantee, asset.s3_bucket_name, asset.s3_object_key)
+        return asset.s3_object_url
+
+
+class _S3ModelData(ModelData):
+    def __init__(self, url: str):
+        match = S3_URL.match(url)
+        if not match:
+            raise ValueError(f"model_data must look like s3://bucket/key/model.tar.gz, got {url!r}")
+        self.url, self.bucket, self.key = url, match["bucket"], match["key"]
+
+    def bind(self, scope: Construct, grantee: iam.IGrantable) -> str:
+        grant_object_read(scope, grantee, self.bucket, self.key)
+        return self.url
+
+
+def grant_object_read(scope: Construct, grantee: iam.IGrantable, bucket: str, key: str) -> None:
+    """Read one object, not the bucket: CDK's asset grant_read would open every asset."""
+    partition = cdk.Stack.of(scope).partition
+    iam.Grant.add_to_principal(
+        grantee=grantee, actions=["s3:GetObject"], resource_arns=[f"arn:{partition}:s3:::{bucket}/{key}"]
+    )
+
+
+class SourceBundle:
+    """The handler directory, shipped as `sourcedir.tar.gz` (a reproducible gzip tar with
+    the entry point at its root), as SAGEMAKER_SUBMIT_DIRECTORY expects."""
+
+    def __init__(self, directory: Path, *, program: str):
+        if not (directory / program).is_file():
+            raise ValueError(f"handler: {directory / program} does not exist")
+        self.directory = directory
+        self.program = program
+        self.tarball = write_content_addressed(source_bundle_bytes(directory), "sourcedir.tar.gz")
+
+    @staticmethod
+    def from_directory(directory: str | Path, *, program: str = "inference.py") -> "SourceBundle":
+        return SourceBundle(Path(directory), program=program)
+
+    def bind(self, scope: Construct, grantee: iam.IGrantable) -> str:
+        asset = s3_assets.Asset(scope, "HandlerCode", path=str(self.tarball))
+        grant_object_read(scope, grantee, asset.s3_bucket_name, asset.s3_object_key)
+        return asset.s3_object_url
+
+
+class SklearnModel(Construct):
+    """`AWS::SageMaker::Model` for the sklearn image, its handler and its artifact.
+
+    The execution role gets exactly what the container needs: read the artifact and the
+    code, pull the image, write its logs under `log_group_prefix`. CloudFormation names
+    the model: every property change replaces it, and a fixed name would then collide.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        role: iam.IRole,
+        image: SklearnImage,
+        model_data: ModelData,
+        source: SourceBundle,
+        log_group_prefix: str,
+        max_request_bytes: int,
+        extra_environment: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(scope, id)
+        stack = cdk.Stack.of(self)
+        self.role = role
+        model_data_url = model_data.bind(self, role)
+        code_url = source.bind(self, role)
+        image.grant_pull(self, role)
+        log_groups = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"{log_group_prefix}*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        )
+        iam.Grant.add_to_principal(
+            grantee=role,
+            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+            resource_arns=[log_groups],
+        )
+        iam.Grant.add_to_principal(
+            grantee=role,
+            # PutMetricData has no resource-level form; the condition keeps it to SageMaker's namespaces.
+            actions=["cloudwatch:PutMetricData"],
+            resource_arns=["*"],
+            conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+        )
+
+        # The same environment the SageMaker SDK's SKLearnModel sets.
+        environment = {
+            "SAGEMAKER_PROGRAM": source.program,
+            "SAGEMAKER_SUBMIT_DIRECTORY": code_url,
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+            "SAGEMAKER_REGION": stack.region,
+            "HANDLER_MAX_REQUEST_BYTES": str(max_request_bytes),
+            **(extra_environment or {}),
+        }
+        self.resource = sagemaker.CfnModel(
+            self,
+            "Resource",
+            execution_role_arn=role.role_arn,
+            primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
+                image=image.image_uri(self), model_data_url=model_data_url, environment=environment
+            ),
+        )
+        acknowledge_wildcard_resource(
+            role, log_groups, f"SageMaker names the log group {log_group_prefix}[/job] and a stream per instance"
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level form; "
+            "PutMetricData is limited to the /aws/sagemaker/* namespaces by condition",
+        )
+        # CreateModel and the container's start read S3 and ECR as the role: wait for
+        # its policy, not only the role (which ExecutionRoleArn already orders), or
+        # they can fail while the policy is still being attached.
+        policy = role.node.try_find_child("DefaultPolicy")
+        if policy is not None:
+            self.resource.node.add_dependency(policy)
+
+    @property
+    def model_name(self) -> str:
+        return self.resource.attr_model_name

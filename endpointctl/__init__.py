@@ -1,0 +1,1 @@
+"""endpointctl: the operations tool for the fraud model's SageMaker endpoint."""

@@ -1,0 +1,5 @@
+import sys
+
+from endpointctl.cli import main
+
+sys.exit(main())

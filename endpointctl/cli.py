@@ -1,0 +1,195 @@
+"""endpointctl: operate the fraud model's SageMaker endpoint, locally or on AWS.
+
+Every command prints one clear line and exits non-zero on a failure it knows about;
+tracebacks are for bugs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from endpointctl.errors import CommandError
+from endpointctl.serving import DEFAULT_CODE_DIR, DEFAULT_PORT, DEFAULT_PROGRAM
+
+ENV_HELP = "environment from cdk.json (dev, staging, prod)"
+
+
+def _code_default() -> str:
+    return os.environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or str(DEFAULT_CODE_DIR)
+
+
+def _program_default() -> str:
+    return os.environ.get("SAGEMAKER_PROGRAM") or DEFAULT_PROGRAM
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="endpointctl",
+        description="Train, check, serve, invoke and batch-score the fraud model; "
+        "deploy with `npx cdk deploy -c env=NAME`.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("train-sample", help="train a small fraud-style model and write model.tar.gz")
+    p.add_argument("--out", type=Path, default=Path("model.tar.gz"), help="archive to write (default: model.tar.gz)")
+    p.add_argument("--rows", type=int, default=20_000, help="synthetic training rows (default: 20000)")
+    p.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
+
+    p = commands.add_parser("preflight", help="refuse an artifact that would fail on SageMaker (exit 1)")
+    p.add_argument("--model-data", type=Path, required=True, help="model.tar.gz to check")
+    p.add_argument("--code", type=Path, default=Path(_code_default()), help="handler folder or sourcedir.tar.gz")
+    p.add_argument("--program", default=_program_default(), help="handler file (SAGEMAKER_PROGRAM)")
+    p.add_argument("--framework-version", default="1.2-1", help="sklearn image version (default: 1.2-1)")
+    p.add_argument("--max-response-bytes", type=int, default=6 * 1024 * 1024, help="response size limit")
+
+    p = commands.add_parser("serve", help="serve the handler locally as the SageMaker sklearn container does")
+    p.add_argument("--model-data", required=True, help="model.tar.gz: a local path or s3:// URL")
+    p.add_argument("--code", default=_code_default(), help="handler: folder, sourcedir.tar.gz or s3:// URL "
+                   "(default: $SAGEMAKER_SUBMIT_DIRECTORY or inference/)")
+    p.add_argument("--program", default=_program_default(), help="handler file (default: $SAGEMAKER_PROGRAM or inference.py)")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
+    p.add_argument("--workers", type=int, help="worker processes (default: $SAGEMAKER_MODEL_SERVER_WORKERS or CPU count)")
+    p.add_argument("--timeout", type=int, help="request timeout, s (default: $SAGEMAKER_MODEL_SERVER_TIMEOUT or 60)")
+
+    p = commands.add_parser("invoke", help="call the endpoint (as the guide's boto3 invoke_endpoint)")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--env", help=ENV_HELP + "; the endpoint name comes from the stack's outputs")
+    target.add_argument("--endpoint-name", help="call this endpoint directly")
+    target.add_argument("--local", metavar="URL", help="a local endpoint, e.g. http://127.0.0.1:8080")
+    body = p.add_mutually_exclusive_group(required=True)
+    body.add_argument("--body", help='request body, e.g. \'{"instances": [[0.5, 1.2, 0.3, 0.8, 0.1]]}\'')
+    body.add_argument("--file", type=Path, help="file holding the request body")
+    p.add_argument("--content-type", help="default: application/json, or text/csv for a .csv file")
+    p.add_argument("--accept", default="application/json", help="response type (default: application/json)")
+    p.add_argument("--curl", action="store_true", help="also print the SigV4-signed curl equivalent")
+
+    p = commands.add_parser("transform", help="batch-score a CSV: a SageMaker transform job, or --local")
+    p.add_argument("--input", type=Path, required=True, help="CSV file, one record per line, no header")
+    p.add_argument("--output", type=Path, default=Path("batch-output"), help="folder for <input>.out (default: batch-output/)")
+    p.add_argument("--env", default="dev", help=ENV_HELP + " (default: dev)")
+    p.add_argument("--local", nargs="?", const="", metavar="URL",
+                   help="run through a local endpoint: URL of a running one, or none to start one")
+    p.add_argument("--model-data", type=Path, default=Path("model.tar.gz"), help="with --local and no URL: model to serve")
+    p.add_argument("--max-payload-mb", type=int, help="mini-batch size limit, MB (default: from config)")
+    p.add_argument("--max-concurrent-transforms", type=int, help="parallel mini-batches (default: from config)")
+
+    p = commands.add_parser("status", help="endpoint status, variants, alarms and what it costs to leave running")
+    p.add_argument("--env", default="dev", help=ENV_HELP + " (default: dev)")
+
+    p = commands.add_parser("cost", help="estimate an environment's monthly bill from its config")
+    p.add_argument("--env", default="dev", help=ENV_HELP + " (default: dev)")
+    p.add_argument("--requests-per-day", type=float, default=10_000, help="assumed traffic (default: 10000)")
+    p.add_argument("--duration-ms", type=float, default=50, help="assumed compute time per request, ms (default: 50)")
+
+    return parser
+
+
+# ------------------------------------------------------------------------ commands
+
+
+def cmd_train_sample(args: argparse.Namespace) -> int:
+    from endpointctl.training import write_sample_model
+
+    out = write_sample_model(args.out, rows=args.rows, seed=args.seed)
+    print(f"wrote {out} ({out.stat().st_size:,} bytes): model.joblib at the root, scikit-learn "
+          f"{_sklearn_version()}")
+    return 0
+
+
+def _sklearn_version() -> str:
+    import sklearn
+
+    return sklearn.__version__
+
+
+def cmd_preflight(args: argparse.Namespace) -> int:
+    from endpointctl.preflight import IMAGE_SKLEARN_VERSIONS, run_preflight
+
+    if args.framework_version not in IMAGE_SKLEARN_VERSIONS:
+        raise CommandError(f"--framework-version must be one of {', '.join(IMAGE_SKLEARN_VERSIONS)}")
+    report = run_preflight(
+        args.model_data,
+        code=args.code,
+        program=args.program,
+        framework_version=args.framework_version,
+        max_response_bytes=args.max_response_bytes,
+    )
+    print(f"preflight {args.model_data}:")
+    print(report.render())
+    if not report.ok:
+        print(f"refused: {len(report.problems)} problem(s) would fail the endpoint on SageMaker", file=sys.stderr)
+        return 1
+    print("accepted")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from endpointctl.local import serve_forever
+
+    serve_forever(
+        model_data=args.model_data,
+        code=args.code,
+        program=args.program,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        timeout=args.timeout,
+    )
+    return 0
+
+
+def cmd_invoke(args: argparse.Namespace) -> int:
+    from endpointctl.invoke import run_invoke
+
+    return run_invoke(args)
+
+
+def cmd_transform(args: argparse.Namespace) -> int:
+    from endpointctl.transform import run_transform
+
+    return run_transform(args)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from endpointctl.status import run_status
+
+    return run_status(args)
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from endpointctl.cost import run_cost
+
+    return run_cost(args)
+
+
+COMMANDS = {
+    "train-sample": cmd_train_sample,
+    "preflight": cmd_preflight,
+    "serve": cmd_serve,
+    "invoke": cmd_invoke,
+    "transform": cmd_transform,
+    "status": cmd_status,
+    "cost": cmd_cost,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from endpointctl.errors import known_errors
+
+    try:
+        return COMMANDS[args.command](args)
+    except known_errors() as error:
+        print(f"endpointctl {args.command}: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"endpointctl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""The failures endpointctl reports as one line instead of a traceback."""
+
+from __future__ import annotations
+
+
+class CommandError(Exception):
+    """A failure the user can act on; printed as one line."""
+
+
+def known_errors() -> tuple[type[BaseException], ...]:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from endpointctl.preflight import PreflightError
+    from endpointctl.serving import ServingError
+    from stacks.config import ConfigError
+
+    return (CommandError, ServingError, PreflightError, ConfigError, ClientError, BotoCoreError, OSError)

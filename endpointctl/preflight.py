@@ -1,0 +1,166 @@
+"""Refuse a model artifact that would fail on SageMaker, before it reaches CloudFormation.
+
+Checks, in the order the container would trip on them:
+1. `model.tar.gz` is a gzip tar with safe members and `model.joblib` at its root;
+2. every estimator in the pickle was written by the scikit-learn of the serving image;
+3. the handler imports and defines the four functions;
+4. `model_fn` loads the model;
+5. a sample request in JSON and in CSV is answered 200, within the response size limit.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from endpointctl.serving import DEFAULT_PROGRAM, ServingError, load_handler, prepare_code, unpack_model
+
+MODEL_FILENAME = "model.joblib"
+# scikit-learn inside each serving image (aws/sagemaker-scikit-learn-container).
+IMAGE_SKLEARN_VERSIONS = {"1.2-1": "1.2.1", "1.0-1": "1.0.2", "0.23-1": "0.23.2", "0.20.0": "0.20.0"}
+INSTANCE_RESPONSE_LIMIT = 6 * 1024 * 1024
+
+
+class PreflightError(Exception):
+    """The artifact would fail on SageMaker; the message lists every reason."""
+
+
+@dataclass
+class PreflightReport:
+    passed: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def render(self) -> str:
+        lines = [f"  ok    {line}" for line in self.passed] + [f"  FAIL  {line}" for line in self.problems]
+        return "\n".join(lines)
+
+
+@contextmanager
+def recording_sklearn_versions() -> Iterator[list[tuple[str, str]]]:
+    """Collect (estimator class, version that pickled it) while unpickling.
+
+    Every scikit-learn estimator's state carries `_sklearn_version`, which
+    `BaseEstimator.__setstate__` pops; we look at it on the way in."""
+    from sklearn.base import BaseEstimator
+
+    seen: list[tuple[str, str]] = []
+    original = BaseEstimator.__setstate__
+
+    def recording_setstate(self, state):  # type: ignore[no-untyped-def]
+        if isinstance(state, dict) and type(self).__module__.startswith("sklearn."):
+            seen.append((type(self).__name__, str(state.get("_sklearn_version", "pre-0.18"))))
+        return original(self, state)
+
+    BaseEstimator.__setstate__ = recording_setstate  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        BaseEstimator.__setstate__ = original  # type: ignore[method-assign]
+
+
+def _check_archive(model_data: Path, report: PreflightReport) -> bool:
+    try:
+        with tarfile.open(model_data, "r:gz") as tar:
+            names = {m.name.removeprefix("./") for m in tar.getmembers() if m.isfile()}
+    except (tarfile.TarError, OSError, EOFError) as error:
+        report.problems.append(f"{model_data} is not a gzip tar archive ({error}); SageMaker extracts model data as tar.gz")
+        return False
+    if MODEL_FILENAME not in names:
+        nested = sorted(n for n in names if n.endswith("/" + MODEL_FILENAME))
+        hint = f" (found {nested[0]}: pack it from inside its folder)" if nested else ""
+        report.problems.append(f"{model_data} has no {MODEL_FILENAME} at its root{hint}; the handler loads model_dir/{MODEL_FILENAME}")
+        return False
+    report.passed.append(f"{model_data.name} is a gzip tar with {MODEL_FILENAME} at its root")
+    return True
+
+
+def run_preflight(
+    model_data: Path,
+    *,
+    code: Path,
+    program: str = DEFAULT_PROGRAM,
+    framework_version: str = "1.2-1",
+    max_response_bytes: int = INSTANCE_RESPONSE_LIMIT,
+) -> PreflightReport:
+    report = PreflightReport()
+    if not model_data.is_file():
+        report.problems.append(f"{model_data} does not exist")
+        return report
+    if not _check_archive(model_data, report):
+        return report
+    expected = IMAGE_SKLEARN_VERSIONS[framework_version]
+    with tempfile.TemporaryDirectory(prefix="preflight-") as workdir:
+        try:
+            model_dir = unpack_model(model_data, Path(workdir) / "model")
+            code_dir = prepare_code(code, Path(workdir))
+            with recording_sklearn_versions() as versions:
+                handler = load_handler(model_dir, code_dir, program)
+        except ServingError as error:
+            report.problems.append(str(error))
+            return report
+        report.passed.append(f"{program} imports and model_fn loads a {type(handler.model).__name__}")
+
+        wrong = sorted({(cls, v) for cls, v in versions if v != expected})
+        if wrong:
+            listed = ", ".join(f"{cls} from {v}" for cls, v in wrong)
+            report.problems.append(
+                f"the model was pickled by another scikit-learn ({listed}); the {framework_version} image runs "
+                f"scikit-learn {expected}: retrain or re-pickle with scikit-learn=={expected}"
+            )
+        elif versions:
+            report.passed.append(f"pickled by scikit-learn {expected}, as in the {framework_version} image")
+        else:
+            report.passed.append("no scikit-learn estimator in the pickle; version not checked")
+
+        n_features = int(getattr(handler.model, "n_features_in_", 5))
+        row = [0.0] * n_features
+        samples = [
+            ("application/json", json.dumps({"instances": [row]}), "application/json"),
+            ("text/csv", ",".join(map(str, row)), "text/csv"),
+        ]
+        for content_type, body, accept in samples:
+            try:
+                result = handler.invoke(body, content_type, accept)
+            except Exception as error:  # the container would answer 500
+                report.problems.append(f"a {content_type} sample request raised {type(error).__name__}: {error} (a 500 on SageMaker)")
+                continue
+            if not isinstance(result, tuple):
+                status = getattr(result, "status", result)
+                report.problems.append(f"a {content_type} sample request of {n_features} zeros was answered {status}, not 200")
+                continue
+            size = len(result[0].encode() if isinstance(result[0], str) else result[0])
+            if size > max_response_bytes:
+                report.problems.append(
+                    f"the {content_type} sample response is {size} bytes, over the {max_response_bytes}-byte limit"
+                )
+                continue
+            report.passed.append(f"a {content_type} sample request is answered 200 ({size} bytes, {result[1]})")
+    return report
+
+
+def preflight_in_subprocess(
+    model_data: Path, *, handler_dir: Path, max_response_bytes: int, framework_version: str = "1.2-1"
+) -> None:
+    """Run `endpointctl preflight` in a child interpreter (the handler's imports stay out
+    of the caller, e.g. the CDK app) and raise PreflightError with its report."""
+    command = [
+        sys.executable, "-m", "endpointctl", "preflight",
+        "--model-data", str(model_data),
+        "--code", str(handler_dir),
+        "--max-response-bytes", str(max_response_bytes),
+        "--framework-version", framework_version,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise PreflightError(f"preflight refused {model_data}:\n{(result.stdout + result.stderr).strip()}")

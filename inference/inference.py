@@ -1,0 +1,196 @@
+"""Inference handler for the fraud model, loaded by the SageMaker scikit-learn container.
+
+Runs unchanged in the `1.2-1` serving image: Python 3.9, scikit-learn 1.2.1, numpy,
+joblib and Werkzeug, nothing else. The container calls, per request,
+`output_fn(predict_fn(input_fn(body, content_type), model), accept)`.
+
+Why bad requests are not raised: the container answers *any* exception from these
+functions with 500 and an HTML page, so a caller's mistake would look like a broken
+model and wake the error alarms. Instead `input_fn` returns a `RequestError`,
+`predict_fn` passes it through, and `output_fn` turns it into a response object with
+a 4xx status and a JSON reason, which the container sends as it is.
+
+Requests:
+  application/json  {"instances": [[f1, ..., fn], ...]}
+  text/csv          one record per line, no header (what Batch Transform sends)
+Responses:
+  application/json  {"predictions": [...], "probabilities": [[...], ...]}
+  text/csv          one line per input line: label,p(class 0),p(class 1),...
+"""
+
+import io
+import json
+import os
+import warnings
+
+import joblib
+import numpy as np
+from werkzeug.wrappers import Response
+
+MODEL_FILENAME = "model.joblib"
+JSON_TYPE = "application/json"
+CSV_TYPE = "text/csv"
+SUPPORTED_TYPES = (JSON_TYPE, CSV_TYPE)
+# InvokeEndpoint takes at most 6 MB; Batch Transform mini-batches can be up to 100 MB.
+# The stack sets the limit of each model it creates.
+MAX_REQUEST_BYTES = int(os.environ.get("HANDLER_MAX_REQUEST_BYTES", str(6 * 1024 * 1024)))
+
+
+class RequestError:
+    """A request the handler refuses; becomes a 4xx response in `output_fn`."""
+
+    __slots__ = ("status", "message")
+
+    def __init__(self, status, message):
+        self.status = status
+        self.message = message
+
+
+class Prediction:
+    __slots__ = ("labels", "probabilities")
+
+    def __init__(self, labels, probabilities):
+        self.labels = labels
+        self.probabilities = probabilities
+
+
+def model_fn(model_dir):
+    model = joblib.load(os.path.join(model_dir, MODEL_FILENAME))
+    if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
+        raise TypeError(f"{MODEL_FILENAME} holds a {type(model).__name__}, which has no predict_proba/classes_")
+    return model
+
+
+def _media_type(header):
+    """'text/csv; charset=utf-8' -> ('text/csv', 'utf-8')."""
+    media_type, _, params = (header or "").partition(";")
+    charset = "utf-8"
+    for param in params.split(";"):
+        key, _, value = param.partition("=")
+        if key.strip().lower() == "charset" and value.strip():
+            charset = value.strip().strip('"')
+    return media_type.strip().lower(), charset
+
+
+def input_fn(request_body, request_content_type):
+    media_type, charset = _media_type(request_content_type)
+    if media_type not in SUPPORTED_TYPES:
+        return RequestError(415, f"content type {request_content_type!r} is not supported; use {' or '.join(SUPPORTED_TYPES)}")
+    # The container hands over str for exactly 'application/json' or 'text/csv', bytes otherwise.
+    if isinstance(request_body, (bytes, bytearray)):
+        if len(request_body) > MAX_REQUEST_BYTES:
+            return _too_large(len(request_body))
+        try:
+            request_body = request_body.decode(charset)
+        except (UnicodeDecodeError, LookupError) as error:
+            return RequestError(400, f"body is not valid {charset} text: {error}")
+    elif len(request_body) > MAX_REQUEST_BYTES:  # characters >= bytes/4; check the encoded size only when close
+        size = len(request_body.encode("utf-8"))
+        if size > MAX_REQUEST_BYTES:
+            return _too_large(size)
+    if media_type == JSON_TYPE:
+        return _parse_json(request_body)
+    return _parse_csv(request_body)
+
+
+def _too_large(size):
+    return RequestError(413, f"body is {size} bytes; the limit is {MAX_REQUEST_BYTES} bytes")
+
+
+def _parse_json(text):
+    try:
+        document = json.loads(text)
+    except ValueError as error:
+        return RequestError(400, f"body is not valid JSON: {error}")
+    if not isinstance(document, dict) or "instances" not in document:
+        return RequestError(400, 'JSON body must be an object {"instances": [[feature, ...], ...]}')
+    instances = document["instances"]
+    if not isinstance(instances, list) or not instances:
+        return RequestError(400, '"instances" must be a non-empty list of rows')
+    try:
+        # No dtype: strings, booleans and nulls then show up in the array's dtype
+        # instead of being coerced ("1.5" -> 1.5, true -> 1.0) into a silent answer.
+        array = np.asarray(instances)
+    except ValueError:
+        return RequestError(400, '"instances" rows must all have the same number of features')
+    if array.ndim != 2:
+        return RequestError(400, '"instances" must be a list of rows, each a list of numbers, e.g. [[0.5, 1.2, 0.3, 0.8, 0.1]]')
+    # numpy folds true/false into numbers when they sit beside numbers; look for them only
+    # when the text has one of the words (a C-speed scan on the common path).
+    if array.dtype.kind not in "iuf" or (("true" in text or "false" in text) and _has_bool(instances)):
+        return RequestError(400, '"instances" must hold numbers only (no strings, booleans or nulls)')
+    return _finite(array.astype(np.float64, copy=False), "instances")
+
+
+def _has_bool(rows):
+    return any(isinstance(value, bool) for row in rows for value in row)
+
+
+def _parse_csv(text):
+    if not text.strip():
+        return RequestError(400, "CSV body is empty; send one record per line")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            array = np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.float64, ndmin=2, comments=None)
+    except ValueError as error:
+        return RequestError(400, f"CSV body is not numeric records: {error}")
+    # loadtxt skips blank lines; Batch Transform needs one output line per input line.
+    lines = text.count("\n") + (0 if text.endswith("\n") else 1)
+    if array.shape[0] != lines:
+        return RequestError(400, f"CSV body has {lines} lines but {array.shape[0]} records; remove blank lines")
+    return _finite(array, "CSV body")
+
+
+def _finite(array, what):
+    if array.shape[0] == 0 or array.shape[1] == 0:
+        return RequestError(400, f"{what} is an empty batch")
+    if not np.isfinite(array).all():
+        row = int(np.argwhere(~np.isfinite(array))[0][0])
+        return RequestError(400, f"{what} row {row} holds NaN or infinity")
+    return array
+
+
+def predict_fn(input_data, model):
+    if isinstance(input_data, RequestError):
+        return input_data
+    expected = getattr(model, "n_features_in_", None)
+    if expected is not None and input_data.shape[1] != expected:
+        return RequestError(400, f"each row must have {expected} features; got {input_data.shape[1]}")
+    # One pass of the model: the labels are the most probable classes.
+    probabilities = model.predict_proba(input_data)
+    return Prediction(model.classes_[probabilities.argmax(axis=1)], probabilities)
+
+
+def _negotiate(accept):
+    """The first supported type in an Accept header; None if there is none."""
+    for part in (accept or JSON_TYPE).split(","):
+        media_type, _ = _media_type(part)
+        if media_type in SUPPORTED_TYPES:
+            return media_type
+        if media_type in ("*/*", "application/*", ""):
+            return JSON_TYPE
+        if media_type == "text/*":
+            return CSV_TYPE
+    return None
+
+
+def output_fn(prediction, accept):
+    if isinstance(prediction, RequestError):
+        return _error_response(prediction)
+    media_type = _negotiate(accept)
+    if media_type == JSON_TYPE:
+        body = json.dumps({"predictions": prediction.labels.tolist(), "probabilities": prediction.probabilities.tolist()})
+        return body, JSON_TYPE
+    if media_type == CSV_TYPE:
+        labels = [str(label) for label in prediction.labels.tolist()]
+        rows = prediction.probabilities.tolist()
+        # No trailing newline: with AssembleWith=Line, Batch Transform ends each response with one.
+        body = "\n".join([label + "," + ",".join(map(repr, row)) for label, row in zip(labels, rows)])
+        return body, CSV_TYPE
+    return _error_response(RequestError(406, f"accept type {accept!r} is not supported; use {' or '.join(SUPPORTED_TYPES)}"))
+
+
+def _error_response(error):
+    body = json.dumps({"error": error.message, "status": error.status})
+    return Response(body, status=error.status, mimetype=JSON_TYPE)

@@ -180,10 +180,12 @@ class ServingStack(cdk.Stack):
             "where the account enables them. Server access logs would need a second bucket per environment.",
         )
         if not env.retain_data:
-            self._acknowledge_auto_delete_provider()
+            self._finish_auto_delete_provider(env)
         return bucket
 
-    def _acknowledge_auto_delete_provider(self) -> None:
+    def _finish_auto_delete_provider(self, env: Environment) -> None:
+        """CDK's auto-delete-objects provider is a raw CfnResource: the Tags aspect skips
+        it, and it carries two findings of its own."""
         provider = self.node.try_find_child("Custom::S3AutoDeleteObjectsCustomResourceProvider")
         if provider is None:
             return
@@ -192,6 +194,10 @@ class ServingStack(cdk.Stack):
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]",
             "CDK's own auto-delete-objects provider (dev only); its role only writes its own logs.",
         )
+        tags = [{"Key": k, "Value": v} for k, v in env.tags.items()]
+        for child in provider.node.children:
+            if isinstance(child, cdk.CfnResource) and child.cfn_resource_type in ("AWS::IAM::Role", "AWS::Lambda::Function"):
+                child.add_property_override("Tags", tags)
         # cfn-lint W3005: CDK's provider template repeats a dependency a GetAtt already implies.
         handler = provider.node.try_find_child("Handler")
         if isinstance(handler, cdk.CfnResource):

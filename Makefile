@@ -1,0 +1,59 @@
+# Two commands for a newcomer: `make demo` and `make test`. Each sets up what it needs
+# on a fresh machine: a Python 3.11 venv, the pinned aws-cdk CLI and Node.js 22 from npm.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+IMAGE_VENV := .venv-image
+PY := $(VENV)/bin/python
+# node_modules/.bin first: the CDK CLI and jsii then run on the Node 22 that npm installed.
+export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: help setup test demo bench synth lint snapshot-update clean
+
+help:
+	@echo "make demo   deploy the dev stack to a local AWS (moto), invoke, batch-transform, destroy"
+	@echo "make test   unit, snapshot, cdk-nag, cfn-lint, container-parity and end-to-end tests"
+	@echo "make bench  benchmarks; results go to bench/RESULTS.md"
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; v = sys.version_info[:2]; sys.exit(0 if (3, 10) <= v <= (3, 11) else "need Python 3.10 or 3.11 (scikit-learn 1.2.1 has no wheels for %d.%d); set PYTHON=/path/to/python3.11" % v)'
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@node -e 'const m = +process.versions.node.split(".")[0]; if (m < 22) { console.error("Node " + process.versions.node + " is too old for the CDK; no node-* package for this platform"); process.exit(1) }'
+	@touch $@
+
+# The sklearn image's own serving code (sagemaker-containers, Flask 1.1.1) for parity tests.
+$(IMAGE_VENV)/.installed: requirements-image.txt
+	$(PYTHON) -m venv $(IMAGE_VENV)
+	$(IMAGE_VENV)/bin/python -m pip install --quiet -r requirements-image.txt
+	@touch $@
+
+test: setup $(IMAGE_VENV)/.installed
+	$(PY) -m pytest
+
+demo: setup
+	$(PY) -m endpointctl demo
+
+bench: setup
+	@command -v wrk >/dev/null || (apt-get install -y wrk >/dev/null 2>&1 || sudo apt-get install -y wrk)
+	$(PY) -m bench.run_all
+
+synth: setup
+	cdk synth -c env=$${ENV:-dev}
+
+snapshot-update: setup
+	$(PY) -m pytest tests/test_snapshots.py --snapshot-update
+
+clean:
+	rm -rf $(VENV) $(IMAGE_VENV) node_modules cdk.out .pytest_cache

@@ -1,0 +1,120 @@
+"""Shared fixtures: one trained sample model and one synthesized app per session."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+# jsii starts `node` from PATH on first import of aws_cdk: use the project's Node 22.
+os.environ["PATH"] = f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+
+CDK_JSON = json.loads((ROOT / "cdk.json").read_text())
+CONTEXT: dict[str, Any] = CDK_JSON["context"]
+
+
+def serving_config(**overrides: Any) -> dict[str, Any]:
+    """A deep copy of cdk.json's `serving` object with top-level overrides."""
+    raw = copy.deepcopy(CONTEXT["serving"])
+    raw.update(overrides)
+    return raw
+
+
+@pytest.fixture(scope="session")
+def sample_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from endpointctl.training import write_sample_model
+
+    return write_sample_model(tmp_path_factory.mktemp("model") / "model.tar.gz", rows=3000)
+
+
+@pytest.fixture(scope="session")
+def loaded_handler(sample_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    from endpointctl.serving import DEFAULT_CODE_DIR, load_handler, unpack_model
+
+    model_dir = unpack_model(sample_model, tmp_path_factory.mktemp("model-dir"))
+    return load_handler(model_dir, DEFAULT_CODE_DIR)
+
+
+# ---------------------------------------------------------------- the synthesized app
+
+
+@dataclass
+class Synthesized:
+    outdir: Path
+    templates: dict[str, dict]  # by case name
+    stacks: dict[str, Any]  # ServingStack by case name
+
+    def resources(self, case: str, type_: str) -> dict[str, dict]:
+        return {k: v for k, v in self.templates[case]["Resources"].items() if v["Type"] == type_}
+
+    def one(self, case: str, type_: str) -> dict:
+        found = self.resources(case, type_)
+        assert len(found) == 1, f"{case}: expected one {type_}, found {list(found)}"
+        return next(iter(found.values()))
+
+
+def _cases(sample_model: Path) -> dict[str, dict[str, Any]]:
+    """Each case is (environment name, serving config): cdk.json's three environments,
+    plus variations a reviewer needs to see: pinned region with imported role and
+    bucket, and an A/B split."""
+    model = str(sample_model)
+    base = serving_config(model_data=model)
+    pinned = serving_config(model_data=model)
+    pinned["environments"]["prod"].update(
+        account="111111111111",
+        region="ap-northeast-1",
+        inference_role="import",
+        bucket="import",
+        alarms={"email": "oncall@acme.example"},
+    )
+    ab = serving_config(model_data=model)
+    ab["environments"]["staging"] = {
+        "endpoint": {
+            "kind": "instance",
+            "variants": [
+                {"name": "Champion", "instance_type": "ml.m5.large", "instance_count": 2, "weight": 0.9},
+                {"name": "Challenger", "instance_type": "ml.m5.large", "instance_count": 1, "weight": 0.1,
+                 "model_data": model},
+            ],
+        }
+    }
+    return {
+        "dev": {"env": "dev", "serving": base},
+        "staging": {"env": "staging", "serving": base},
+        "prod": {"env": "prod", "serving": base},
+        "prod-pinned-imported": {"env": "prod", "serving": pinned},
+        "staging-ab": {"env": "staging", "serving": ab},
+    }
+
+
+def build_app(cases: dict[str, dict[str, Any]], outdir: Path):
+    import aws_cdk as cdk
+    from cdk_nag import AwsSolutionsChecks
+
+    from stacks.config import parse_config
+    from stacks.serving_stack import ServingStack
+
+    app = cdk.App(context=CONTEXT, outdir=str(outdir))
+    stacks = {}
+    for case, spec in cases.items():
+        environment = parse_config(spec["serving"]).environment(spec["env"])
+        construct_id = "".join(part.capitalize() for part in case.split("-"))
+        stacks[case] = ServingStack(app, construct_id, environment=environment)
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return app, stacks
+
+
+@pytest.fixture(scope="session")
+def synthesized(sample_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    app, stacks = build_app(_cases(sample_model), outdir)
+    assembly = app.synth()  # raises if any cdk-nag finding is unacknowledged
+    templates = {case: assembly.get_stack_artifact(stack.artifact_id).template for case, stack in stacks.items()}
+    return Synthesized(outdir=outdir, templates=templates, stacks=stacks)

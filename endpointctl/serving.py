@@ -7,8 +7,8 @@ sagemaker-containers 2.8.6.post2, in tests/test_image_parity.py):
 - `GET /ping` and `POST /invocations`; everything else is 404, a wrong method 405;
 - Content-Type from the `ContentType` or `Content-Type` header, default
   application/json; Accept missing or `*/*` becomes SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT;
-- the body reaches `input_fn` as str for exactly application/json or text/csv,
-  as bytes otherwise;
+- the body reaches `input_fn` as str for exactly application/json or text/csv
+  (invalid UTF-8 replaced by U+FFFD), as bytes otherwise;
 - `output_fn` returning `(body, content_type)` is sent with 200; a response object is
   sent as it is, status included; any exception from the four functions is a 500.
 Differences, on purpose: the model is loaded once before the server listens (the
@@ -159,7 +159,8 @@ class InvocationsApp:
         length = int(environ.get("CONTENT_LENGTH") or 0)
         stream = environ["wsgi.input"]
         raw = stream.read(length) if length else stream.read()
-        body: str | bytes = raw.decode("utf-8") if content_type in UTF8_TYPES else raw
+        # Werkzeug's get_data(as_text=True) in the container decodes with errors="replace".
+        body: str | bytes = raw.decode("utf-8", errors="replace") if content_type in UTF8_TYPES else raw
         try:
             result = self.handler.invoke(body, content_type, accept)
         except Exception:  # the container: any handler exception is a 500 with an HTML page

@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--requests-per-day", type=float, default=10_000, help="assumed traffic (default: 10000)")
     p.add_argument("--duration-ms", type=float, default=50, help="assumed compute time per request, ms (default: 50)")
 
+    commands.add_parser("demo", help="the whole flow on a local AWS (moto): deploy, serve, invoke, transform, destroy")
     return parser
 
 
@@ -166,7 +167,14 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return run_cost(args)
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from endpointctl.demo import main as demo_main
+
+    return demo_main()
+
+
 COMMANDS = {
+    "demo": cmd_demo,
     "train-sample": cmd_train_sample,
     "preflight": cmd_preflight,
     "serve": cmd_serve,

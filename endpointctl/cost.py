@@ -1,0 +1,92 @@
+"""`endpointctl cost`: what an environment costs per month, from its config.
+
+Prices are assumptions, printed beside every figure: SageMaker list prices for
+us-east-1 (AWS pricing page, "Real-Time Inference" and "Serverless Inference"; check
+the current page for your region). Serverless compute is priced per second of a
+memory size (metered per ms), not per ms as the guide's table says (1000x apart).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+
+from stacks.config import Environment, InstanceEndpoint, ServerlessEndpoint
+
+HOURS_PER_MONTH = 730
+SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
+DAYS_PER_MONTH = HOURS_PER_MONTH / 24
+
+# USD per instance-hour, real-time inference, us-east-1.
+INSTANCE_HOURLY = {
+    "ml.t2.medium": 0.056, "ml.t2.large": 0.111, "ml.m5.large": 0.115, "ml.m5.xlarge": 0.23,
+    "ml.m5.2xlarge": 0.461, "ml.c5.large": 0.102, "ml.c5.xlarge": 0.204, "ml.g4dn.xlarge": 0.736,
+}
+# USD per second of serverless compute, per GB of memory (1024 MB -> 0.00002/s).
+SERVERLESS_PER_GB_SECOND = 0.00002
+# USD per second of provisioned concurrency, per GB, while provisioned (always on here).
+PROVISIONED_PER_GB_SECOND = 0.000004
+DATA_PROCESSED_PER_GB = 0.016
+ASSUMED_REQUEST_KB = 1.0
+
+
+@dataclass(frozen=True)
+class Line:
+    item: str
+    quantity: str
+    unit_price: str
+    monthly_usd: float
+
+
+def estimate(env: Environment, *, requests_per_day: float, duration_ms: float) -> list[Line]:
+    lines: list[Line] = []
+    requests = requests_per_day * DAYS_PER_MONTH
+    if isinstance(env.endpoint, ServerlessEndpoint):
+        gb = env.endpoint.memory_mb / 1024
+        seconds = requests * duration_ms / 1000
+        lines.append(Line(f"serverless compute, {env.endpoint.memory_mb} MB", f"{seconds:,.0f} s/month",
+                          f"${SERVERLESS_PER_GB_SECOND * gb:.7f}/s", seconds * SERVERLESS_PER_GB_SECOND * gb))
+        if env.endpoint.provisioned_concurrency:
+            pc = env.endpoint.provisioned_concurrency
+            lines.append(Line(f"provisioned concurrency x{pc}", f"{SECONDS_PER_MONTH:,} s/month",
+                              f"${PROVISIONED_PER_GB_SECOND * gb:.7f}/s each",
+                              pc * SECONDS_PER_MONTH * PROVISIONED_PER_GB_SECOND * gb))
+    else:
+        assert isinstance(env.endpoint, InstanceEndpoint)
+        for variant in env.endpoint.variants:
+            hourly = INSTANCE_HOURLY.get(variant.instance_type)
+            if hourly is None:
+                lines.append(Line(f"{variant.name}: {variant.instance_count} x {variant.instance_type}",
+                                  f"{HOURS_PER_MONTH * variant.instance_count:,} h", "price unknown: not in table", 0.0))
+                continue
+            lines.append(Line(f"{variant.name}: {variant.instance_count} x {variant.instance_type}",
+                              f"{HOURS_PER_MONTH * variant.instance_count:,} instance-h", f"${hourly}/h",
+                              hourly * HOURS_PER_MONTH * variant.instance_count))
+    data_gb = requests * ASSUMED_REQUEST_KB * 2 / (1024 * 1024)  # in and out
+    lines.append(Line("data processed (in + out)", f"{data_gb:,.2f} GB", f"${DATA_PROCESSED_PER_GB}/GB",
+                      data_gb * DATA_PROCESSED_PER_GB))
+    return lines
+
+
+def render(env: Environment, lines: list[Line], *, requests_per_day: float, duration_ms: float) -> str:
+    width = max(len(line.item) for line in lines)
+    out = [f"{env.stack_name} ({env.endpoint.kind}) — assuming {requests_per_day:,.0f} requests/day, "
+           f"{duration_ms:g} ms each, {ASSUMED_REQUEST_KB:g} KB per request and response, us-east-1 list prices:"]
+    for line in lines:
+        out.append(f"  {line.item:<{width}}  {line.quantity:>22}  at {line.unit_price:<22}  ${line.monthly_usd:>10,.2f}/month")
+    total = sum(line.monthly_usd for line in lines)
+    out.append(f"  {'total':<{width}}  {'':>22}     {'':<22}  ${total:>10,.2f}/month")
+    return "\n".join(out)
+
+
+def monthly_total(env: Environment, *, requests_per_day: float = 10_000, duration_ms: float = 50) -> float:
+    return sum(line.monthly_usd for line in estimate(env, requests_per_day=requests_per_day, duration_ms=duration_ms))
+
+
+def run_cost(args: argparse.Namespace) -> int:
+    from endpointctl.aws import environment
+
+    env = environment(args.env)
+    lines = estimate(env, requests_per_day=args.requests_per_day, duration_ms=args.duration_ms)
+    print(render(env, lines, requests_per_day=args.requests_per_day, duration_ms=args.duration_ms))
+    return 0

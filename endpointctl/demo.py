@@ -1,0 +1,277 @@
+"""`make demo`: the whole flow against a local AWS, no account needed.
+
+moto server on loopback -> train -> cdk bootstrap -> cdk deploy (dev) -> fetch what was
+deployed (ModelDataUrl and SAGEMAKER_SUBMIT_DIRECTORY) from the emulated S3 -> serve it
+as the container would -> invoke with the guide's request -> batch-transform a CSV
+from batch-input/ to batch-output/ -> cdk destroy -> show nothing billable remains.
+Every process it starts is stopped on exit or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import boto3
+
+from endpointctl.errors import CommandError
+from endpointctl.local import LocalEndpoint, free_port, wait_for_ping
+from stacks.config import PROJECT_ROOT, load_config
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+GUIDE_REQUEST = {"instances": [[0.5, 1.2, 0.3, 0.8, 0.1], [-0.2, 0.7, 1.1, 0.4, 0.6]]}
+
+
+def step(number: int, text: str) -> None:
+    print(f"\n[{number}/8] {text}", flush=True)
+
+
+@contextmanager
+def local_aws(port: int | None = None) -> Iterator[dict[str, str]]:
+    """A moto server on loopback; yields the environment that points AWS clients at it.
+    The host is spelled `localhost`: moto fetches templates from its own S3 only then."""
+    port = port or free_port()
+    moto = Path(sys.executable).parent / "moto_server"
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    env = {
+        "AWS_ENDPOINT_URL": f"http://localhost:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "CDK_DEFAULT_ACCOUNT": ACCOUNT,
+        "CDK_DEFAULT_REGION": REGION,
+    }
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                boto3.client("s3").list_buckets()
+                break
+            except Exception:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise CommandError("the local AWS (moto_server) did not start") from None
+                time.sleep(0.2)
+        yield env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=10)
+
+
+def cdk(*args: str, output: Path, quiet: bool = False) -> str:
+    """The real CDK CLI from node_modules (Node 22 on PATH)."""
+    binary = PROJECT_ROOT / "node_modules" / ".bin" / "cdk"
+    if not binary.exists():
+        raise CommandError("the aws-cdk CLI is not installed: run `make demo` (it runs npm ci)")
+    env = {**os.environ, "PATH": f"{binary.parent}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    command = [str(binary), *args, "--output", str(output), "--no-notices", "--no-version-reporting"]
+    result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise CommandError(f"`cdk {' '.join(args)}` failed:\n{(result.stdout + result.stderr)[-3000:]}")
+    if not quiet:
+        for line in (result.stdout + result.stderr).splitlines():
+            if line.strip().startswith(("✅", "Outputs", "rc-", "Stack ARN", "✨", "⏳", "Environment")):
+                print(f"    {line.strip()}")
+    return result.stdout + result.stderr
+
+
+@dataclass
+class Deployed:
+    stack_name: str
+    outputs: dict[str, str]
+    endpoint: dict
+    endpoint_config: dict
+    model: dict
+
+
+def describe_deployment(stack_name: str, *, endpoint_name: str, bucket_name: str) -> Deployed:
+    cloudformation, sagemaker = boto3.client("cloudformation"), boto3.client("sagemaker")
+    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    if "EndpointName" not in outputs:
+        # moto 5.2.5 returns no stack outputs and names the endpoint itself
+        # (<stack>-<logical id>-<suffix>); find it by the stack's name. AWS gives both.
+        names = [e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]]
+        matching = [n for n in names if n == endpoint_name or n.startswith(f"{stack_name}-Endpoint")]
+        if len(matching) != 1:
+            raise CommandError(f"cannot find the deployed endpoint among {names}")
+        outputs = {"EndpointName": matching[0], "BucketName": bucket_name, "emulator_fallback": "yes"}
+    endpoint = sagemaker.describe_endpoint(EndpointName=outputs["EndpointName"])
+    config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    return Deployed(stack_name, outputs, endpoint, config, model)
+
+
+def download(url: str, target: Path) -> Path:
+    bucket, _, key = url.removeprefix("s3://").partition("/")
+    boto3.client("s3").download_file(bucket, key, str(target))
+    return target
+
+
+def check_gzip_tar(path: Path, must_hold: str) -> list[str]:
+    with gzip.open(path) as stream:
+        stream.read(1)  # raises if not gzip
+    with tarfile.open(path, "r:gz") as tar:
+        names = [n.removeprefix("./") for n in tar.getnames()]
+    if must_hold not in names:
+        raise CommandError(f"{path.name} holds {names}, not {must_hold} at its root")
+    return names
+
+
+def billable_leftovers(endpoint_name: str) -> dict[str, list[str]]:
+    sagemaker = boto3.client("sagemaker")
+    return {
+        "endpoints": [e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]],
+        "endpoint configs": [c["EndpointConfigName"] for c in sagemaker.list_endpoint_configs()["EndpointConfigs"]],
+        "models": [m["ModelName"] for m in sagemaker.list_models()["Models"]],
+    }
+
+
+def empty_and_delete_bucket(name: str) -> int:
+    s3 = boto3.resource("s3")
+    bucket = s3.Bucket(name)
+    count = sum(1 for _ in bucket.object_versions.all())
+    bucket.object_versions.delete()
+    bucket.delete()
+    return count
+
+
+def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -> dict:
+    """The demo's path; returns what it saw, for the end-to-end test to check."""
+    env = load_config().environment(env_name)
+    seen: dict = {}
+    cdk_out = workdir / "cdk.out"
+    with ExitStack() as stack:
+        step(1, "starting a local AWS (moto server on loopback)")
+        aws_env = stack.enter_context(local_aws(port))
+        print(f"    AWS_ENDPOINT_URL={aws_env['AWS_ENDPOINT_URL']} (dummy credentials; no AWS account is used)")
+
+        step(2, "training the sample model (scikit-learn 1.2.1, as in the serving image)")
+        model_path = PROJECT_ROOT / "model.tar.gz"
+        if model_path.exists():
+            print(f"    using the existing {model_path.name}")
+        else:
+            from endpointctl.training import write_sample_model
+
+            write_sample_model(model_path)
+            print(f"    wrote {model_path.name}")
+
+        step(3, f"cdk bootstrap aws://{ACCOUNT}/{REGION}")
+        cdk("bootstrap", f"aws://{ACCOUNT}/{REGION}", output=cdk_out, quiet=True)
+        print("    bootstrapped (assets bucket and roles in the local AWS)")
+
+        step(4, f"cdk deploy {env.stack_name} (preflight, synth, cdk-nag, upload, CloudFormation)")
+        started = time.monotonic()
+        cdk("deploy", "-c", f"env={env_name}", "--require-approval", "never", output=cdk_out)
+        deployed = describe_deployment(env.stack_name, endpoint_name=env.endpoint_name, bucket_name=env.bucket_name)
+        if deployed.outputs.get("emulator_fallback"):
+            print("    (the local AWS returns no stack outputs and its own endpoint name; found the endpoint by stack name)")
+        seen["deployed"] = deployed
+        print(f"    deployed in {time.monotonic() - started:.0f}s: endpoint {deployed.outputs['EndpointName']} "
+              f"is {deployed.endpoint['EndpointStatus']}")
+
+        step(5, "serving what was deployed: ModelDataUrl and SAGEMAKER_SUBMIT_DIRECTORY from the emulated S3")
+        container = deployed.model["PrimaryContainer"]
+        fetched = workdir / "deployed"
+        fetched.mkdir(exist_ok=True)
+        model_archive = download(container["ModelDataUrl"], fetched / "model.tar.gz")
+        code_archive = download(container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"], fetched / "sourcedir.tar.gz")
+        seen["model_members"] = check_gzip_tar(model_archive, "model.joblib")
+        seen["code_members"] = check_gzip_tar(code_archive, container["Environment"]["SAGEMAKER_PROGRAM"])
+        print(f"    {container['ModelDataUrl']} -> gzip tar with {seen['model_members']}")
+        print(f"    {container['Environment']['SAGEMAKER_SUBMIT_DIRECTORY']} -> gzip tar with {seen['code_members']}")
+        endpoint = stack.enter_context(LocalEndpoint(model_data=model_archive, code=code_archive, workers=2))
+        print(f"    local endpoint up at {endpoint.url} (gunicorn, 2 workers)")
+
+        step(6, "invoking with the guide's request")
+        from endpointctl.invoke import post_local
+
+        status, _, payload = post_local(endpoint.url, json.dumps(GUIDE_REQUEST).encode(), "application/json", "application/json")
+        seen["invoke"] = (status, json.loads(payload))
+        print(f"    POST /invocations {json.dumps(GUIDE_REQUEST)}")
+        print(f"    -> {status} {payload.decode()}")
+
+        step(7, "batch transform: batch-input/ -> batch-output/")
+        seen["transform"] = transform_through_bucket(endpoint.url, deployed.outputs["BucketName"], workdir, env)
+
+        step(8, f"cdk destroy {env.stack_name}")
+        endpoint.stop()
+        cdk("destroy", "-c", f"env={env_name}", "--force", output=cdk_out, quiet=True)
+        leftovers = billable_leftovers(deployed.outputs["EndpointName"])
+        seen["leftovers"] = leftovers
+        for kind, names in leftovers.items():
+            print(f"    {kind} left: {names or 'none'}")
+        bucket = deployed.outputs["BucketName"]
+        if bucket in [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]:
+            # On AWS, CDK's auto-delete Lambda empties the dev bucket; moto runs no Lambdas.
+            removed = empty_and_delete_bucket(bucket)
+            print(f"    bucket {bucket}: emptied ({removed} objects) and deleted by the demo — on AWS, "
+                  "cdk destroy's auto-delete-objects does this")
+        if any(leftovers.values()):
+            raise CommandError(f"billable resources remain after cdk destroy: {leftovers}")
+        print("\nnothing billable remains. Done.")
+    return seen
+
+
+def transform_through_bucket(url: str, bucket: str, workdir: Path, env) -> dict:
+    """Upload a CSV to batch-input/, run it through the local endpoint the way a
+    transform job would, and put `<name>.out` under batch-output/."""
+    import numpy as np
+
+    from endpointctl.training import synthetic_transactions
+    from endpointctl.transform import transform_local
+
+    s3 = boto3.client("s3")
+    features, _ = synthetic_transactions(5000, seed=11)
+    local_input = workdir / "transactions.csv"
+    np.savetxt(local_input, features, delimiter=",", fmt="%.6f")
+    s3.upload_file(str(local_input), bucket, "batch-input/transactions.csv")
+    fetched = workdir / "batch-input"
+    fetched.mkdir(exist_ok=True)
+    s3.download_file(bucket, "batch-input/transactions.csv", str(fetched / "transactions.csv"))
+    out = transform_local(url, fetched / "transactions.csv", workdir / "batch-output",
+                          max_payload_mb=env.batch.max_payload_mb, max_concurrent=2)
+    s3.upload_file(str(out), bucket, f"batch-output/{out.name}")
+    lines = out.read_text().splitlines()
+    flagged = sum(1 for line in lines if line.split(",")[0] == "1")
+    print(f"    s3://{bucket}/batch-input/transactions.csv: 5,000 records -> s3://{bucket}/batch-output/{out.name}: "
+          f"{len(lines):,} lines, {flagged} flagged as fraud")
+    for line in lines[:3]:
+        print(f"      {line}")
+    return {"input_rows": 5000, "output_lines": len(lines), "first": lines[0]}
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="endpointctl-demo-") as workdir:
+        try:
+            run_demo(workdir=Path(workdir))
+        except CommandError as error:
+            print(f"\ndemo failed: {error}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("\ninterrupted: local AWS and endpoint stopped", file=sys.stderr)
+            return 130
+    return 0

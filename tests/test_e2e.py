@@ -1,0 +1,55 @@
+"""The demo's path against a moto server this test starts on a free loopback port:
+bootstrap, deploy dev with the real cdk CLI, check what was created against the
+template, fetch and check the deployed archives, serve and invoke them, transform,
+destroy, and assert nothing billable is left."""
+
+from __future__ import annotations
+
+import pytest
+
+from endpointctl.demo import run_demo
+from stacks.config import load_config
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def seen(tmp_path_factory):
+    return run_demo(workdir=tmp_path_factory.mktemp("demo"))
+
+
+def test_deployed_model_matches_the_template(seen):
+    container = seen["deployed"].model["PrimaryContainer"]
+    assert container["Image"] == "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
+    assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
+    assert container["Environment"]["SAGEMAKER_CONTAINER_LOG_LEVEL"] == "20"
+    assert container["Environment"]["SAGEMAKER_REGION"] == "us-east-1"
+    assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"].startswith("s3://cdk-hnb659fds-assets-123456789012-us-east-1/")
+
+
+def test_deployed_endpoint_config_is_the_guides_serverless_config(seen):
+    dev = load_config().environment("dev")
+    variant = seen["deployed"].endpoint_config["ProductionVariants"][0]
+    assert variant["ServerlessConfig"]["MemorySizeInMB"] == dev.endpoint.memory_mb == 2048
+    assert variant["ServerlessConfig"]["MaxConcurrency"] == dev.endpoint.max_concurrency == 5
+    assert seen["deployed"].endpoint["EndpointStatus"] == "InService"
+
+
+def test_deployed_archives_are_gzip_tars_the_container_can_read(seen):
+    assert seen["model_members"] == ["model.joblib"]
+    assert seen["code_members"] == ["inference.py"]
+
+
+def test_the_deployed_artifacts_answer_the_guides_request(seen):
+    status, body = seen["invoke"]
+    assert status == 200 and len(body["predictions"]) == 2 and len(body["probabilities"][0]) == 2
+
+
+def test_transform_writes_one_line_per_record(seen):
+    assert seen["transform"]["output_lines"] == seen["transform"]["input_rows"] == 5000
+    label, *probabilities = seen["transform"]["first"].split(",")
+    assert label in ("0", "1") and abs(sum(map(float, probabilities)) - 1) < 1e-9
+
+
+def test_destroy_leaves_nothing_billable(seen):
+    assert seen["leftovers"] == {"endpoints": [], "endpoint configs": [], "models": []}

@@ -4,9 +4,9 @@
 import sys
 
 import aws_cdk as cdk
-from cdk_nag import AwsSolutionsChecks
 
 from endpointctl.preflight import PreflightError
+from stacks.checks import add_nag_packs
 from stacks.config import ConfigError, parse_config
 from stacks.serving_stack import ServingStack
 
@@ -19,5 +19,5 @@ except (ConfigError, PreflightError, ValueError) as error:
     # Bad configuration or a broken artifact stops here, before any AWS call.
     print(f"cdk synth: {error}", file=sys.stderr)
     sys.exit(1)
-cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+add_nag_packs(app)
 app.synth()

@@ -40,13 +40,13 @@ def step(number: int, text: str) -> None:
 
 @contextmanager
 def local_aws(port: int | None = None) -> Iterator[dict[str, str]]:
-    """A moto server on loopback; yields the environment that points AWS clients at it.
+    """A moto server on loopback (with endpointctl.local_aws's fixes); yields the
+    environment that points AWS clients at it.
     The host is spelled `localhost`: moto fetches templates from its own S3 only then."""
     port = port or free_port()
-    moto = Path(sys.executable).parent / "moto_server"
     log = tempfile.TemporaryFile()
-    process = subprocess.Popen([str(moto), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    process = subprocess.Popen([sys.executable, "-m", "endpointctl.local_aws", "-H", "127.0.0.1", "-p", str(port)],
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     env = {
         "AWS_ENDPOINT_URL": f"http://localhost:{port}",
         "AWS_ACCESS_KEY_ID": "testing",
@@ -107,18 +107,12 @@ class Deployed:
     model: dict
 
 
-def describe_deployment(stack_name: str, *, endpoint_name: str, bucket_name: str) -> Deployed:
+def describe_deployment(stack_name: str) -> Deployed:
     cloudformation, sagemaker = boto3.client("cloudformation"), boto3.client("sagemaker")
     stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
     if "EndpointName" not in outputs:
-        # moto 5.2.5 returns no stack outputs and names the endpoint itself
-        # (<stack>-<logical id>-<suffix>); find it by the stack's name. AWS gives both.
-        names = [e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]]
-        matching = [n for n in names if n == endpoint_name or n.startswith(f"{stack_name}-Endpoint")]
-        if len(matching) != 1:
-            raise CommandError(f"cannot find the deployed endpoint among {names}")
-        outputs = {"EndpointName": matching[0], "BucketName": bucket_name, "emulator_fallback": "yes"}
+        raise CommandError(f"stack {stack_name} has no EndpointName output (status {stack['StackStatus']})")
     endpoint = sagemaker.describe_endpoint(EndpointName=outputs["EndpointName"])
     config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
@@ -186,9 +180,7 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
         step(4, f"cdk deploy {env.stack_name} (preflight, synth, cdk-nag, upload, CloudFormation)")
         started = time.monotonic()
         cdk("deploy", "-c", f"env={env_name}", "--require-approval", "never", output=cdk_out)
-        deployed = describe_deployment(env.stack_name, endpoint_name=env.endpoint_name, bucket_name=env.bucket_name)
-        if deployed.outputs.get("emulator_fallback"):
-            print("    (the local AWS returns no stack outputs and its own endpoint name; found the endpoint by stack name)")
+        deployed = describe_deployment(env.stack_name)
         seen["deployed"] = deployed
         print(f"    deployed in {time.monotonic() - started:.0f}s: endpoint {deployed.outputs['EndpointName']} "
               f"is {deployed.endpoint['EndpointStatus']}")
@@ -230,6 +222,9 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
             removed = empty_and_delete_bucket(bucket)
             print(f"    bucket {bucket}: emptied ({removed} objects) and deleted by the demo — on AWS, "
                   "cdk destroy's auto-delete-objects does this")
+        else:
+            print(f"    bucket {bucket}: deleted with the stack")
+        seen["bucket_left"] = bucket in [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
         if any(leftovers.values()):
             raise CommandError(f"billable resources remain after cdk destroy: {leftovers}")
         print("\nnothing billable remains. Done.")

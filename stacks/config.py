@@ -35,6 +35,11 @@ LOWER_NAME = re.compile(r"^[a-z][a-z0-9-]*[a-z0-9]$")
 CAMEL_NAME = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 ACCOUNT = re.compile(r"^\d{12}$")
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 # The whole batch mini-batch must fit the handler and the transform's own limit.
 MAX_PAYLOAD_MB_RANGE = (1, 100)
 TRANSFORM_PAYLOAD_BUDGET_MB = 100  # MaxConcurrentTransforms x MaxPayloadInMB <= 100
@@ -57,10 +62,47 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class InstanceAutoscaling:
+    """Target tracking on SageMakerVariantInvocationsPerInstance, per variant."""
+
+    min_instances: int
+    max_instances: int
+    target_invocations_per_instance: int = 100
+    scale_in_cooldown_s: int = 300
+    scale_out_cooldown_s: int = 60
+
+
+@dataclass(frozen=True)
+class ProvisionedConcurrencyScaling:
+    """Target tracking on SageMakerVariantProvisionedConcurrencyUtilization."""
+
+    min_concurrency: int
+    max_concurrency: int
+    target_utilization: float = 0.7
+    scale_in_cooldown_s: int = 300
+    scale_out_cooldown_s: int = 60
+
+
+RolloutStrategy = Literal["all_at_once", "canary", "linear"]
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Blue/green deployment guardrails for instance-backed endpoint updates."""
+
+    strategy: RolloutStrategy = "canary"
+    step_percent: int = 10  # canary size, or linear step
+    wait_s: int = 300  # between traffic shifts
+    baking_s: int = 600  # after all traffic moved, before the old fleet goes
+    max_execution_s: int = 3600
+
+
+@dataclass(frozen=True)
 class ServerlessEndpoint:
     memory_mb: int = 2048
     max_concurrency: int = 5
     provisioned_concurrency: int | None = None
+    provisioned_scaling: ProvisionedConcurrencyScaling | None = None
     kind: EndpointKind = "serverless"
 
     @property
@@ -81,6 +123,9 @@ class Variant:
 @dataclass(frozen=True)
 class InstanceEndpoint:
     variants: tuple[Variant, ...]
+    autoscaling: InstanceAutoscaling | None = None
+    rollout: Rollout | None = None
+    data_capture_percent: int | None = None
     kind: EndpointKind = "instance"
 
     @property
@@ -106,6 +151,24 @@ class AlarmSettings:
     memory_utilization_percent: float = 80.0
     client_error_rate_percent: float = 5.0
     email: str | None = None
+    # dev: notify when the endpoint had no invocation for this long (destroy it).
+    idle_hours: int | None = None
+
+
+@dataclass(frozen=True)
+class Network:
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
+    isolation: bool = False
+
+
+@dataclass(frozen=True)
+class Encryption:
+    """`create` a key (rotation on) or `import` one by ARN, for endpoint storage,
+    data capture, batch output and the alarm topic."""
+
+    mode: Provision = "create"
+    key_arn: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +186,9 @@ class Environment:
     region: str | None = None
     batch: BatchSettings = field(default_factory=BatchSettings)
     alarms: AlarmSettings = field(default_factory=AlarmSettings)
+    encryption: Encryption = field(default_factory=Encryption)
+    network: Network = field(default_factory=Network)
+    log_retention_days: int = 30
 
     # Names, derived the way the guide derives them. Created resources carry the
     # environment so that dev, staging and prod can share one account; imported
@@ -268,7 +334,37 @@ def _parse_serverless(r: _Reader) -> ServerlessEndpoint:
     provisioned = r.integer("provisioned_concurrency", *MAX_CONCURRENCY_RANGE, None)
     if isinstance(provisioned, int) and isinstance(max_c, int) and provisioned > max_c:
         r.fail("provisioned_concurrency", provisioned, f"at most max_concurrency ({max_c})")
-    return ServerlessEndpoint(memory_mb=memory, max_concurrency=max_c, provisioned_concurrency=provisioned)
+    scaling = None
+    raw_scaling = r.get("provisioned_scaling", None)
+    if raw_scaling is not None:
+        sr = _Reader(r.problems, r.key("provisioned_scaling"), raw_scaling)
+        scaling = ProvisionedConcurrencyScaling(
+            min_concurrency=sr.integer("min_concurrency", *MAX_CONCURRENCY_RANGE, 1),
+            max_concurrency=sr.integer("max_concurrency", *MAX_CONCURRENCY_RANGE, max_c if isinstance(max_c, int) else 1),
+            target_utilization=sr.number("target_utilization", 0.1, 0.95, 0.7),
+            scale_in_cooldown_s=sr.integer("scale_in_cooldown_s", 0, 3600, 300),
+            scale_out_cooldown_s=sr.integer("scale_out_cooldown_s", 0, 3600, 60),
+        )
+        sr.finish()
+        if provisioned is None:
+            r.fail("provisioned_scaling", raw_scaling, "only with provisioned_concurrency set (it scales that)")
+        elif _ints(scaling.min_concurrency, scaling.max_concurrency, provisioned, max_c) and not (
+            scaling.min_concurrency <= provisioned <= scaling.max_concurrency <= max_c
+        ):
+            sr.fail("max_concurrency", scaling.max_concurrency,
+                    f"min_concurrency <= provisioned_concurrency ({provisioned}) <= max_concurrency <= endpoint max_concurrency ({max_c})")
+    for unsupported, why in (("data_capture_percent", "data capture"), ("rollout", "deployment guardrails"),
+                             ("autoscaling", "instance autoscaling (use provisioned_scaling)")):
+        if unsupported in r.data:
+            r.seen.add(unsupported)
+            r.fail(unsupported, r.data[unsupported], f"nothing: serverless endpoints have no {why}")
+    return ServerlessEndpoint(
+        memory_mb=memory, max_concurrency=max_c, provisioned_concurrency=provisioned, provisioned_scaling=scaling
+    )
+
+
+def _ints(*values: Any) -> bool:
+    return all(isinstance(v, int) and not isinstance(v, bool) for v in values)
 
 
 def _parse_variant(r: _Reader, default_name: str) -> Variant:
@@ -285,7 +381,62 @@ def _parse_variant(r: _Reader, default_name: str) -> Variant:
     return Variant(name=name, instance_type=instance_type, instance_count=count, weight=weight, model_data=model_data)
 
 
-def _parse_instance(r: _Reader) -> InstanceEndpoint:
+def _parse_instance(r: _Reader, env_name: str) -> InstanceEndpoint:
+    endpoint = _parse_variants(r)
+    autoscaling = rollout = None
+    raw_scaling = r.get("autoscaling", None)
+    if raw_scaling is not None:
+        ar = _Reader(r.problems, r.key("autoscaling"), raw_scaling)
+        autoscaling = InstanceAutoscaling(
+            min_instances=ar.integer("min_instances", 1, 100, 1),
+            max_instances=ar.integer("max_instances", 1, 100, 4),
+            target_invocations_per_instance=ar.integer("target_invocations_per_instance", 1, 100_000, 100),
+            scale_in_cooldown_s=ar.integer("scale_in_cooldown_s", 0, 3600, 300),
+            scale_out_cooldown_s=ar.integer("scale_out_cooldown_s", 0, 3600, 60),
+        )
+        ar.finish()
+        for v in endpoint.variants:
+            if isinstance(v.instance_type, str) and v.instance_type.startswith("ml.t"):
+                r.fail("autoscaling", raw_scaling, f"no autoscaling with T-family instances ({v.name}: {v.instance_type}); "
+                       "use e.g. ml.m5.large")
+            if _ints(autoscaling.min_instances, autoscaling.max_instances, v.instance_count) and not (
+                autoscaling.min_instances <= v.instance_count <= autoscaling.max_instances
+            ):
+                ar.fail("min_instances", autoscaling.min_instances,
+                        f"min_instances <= instance_count ({v.name}: {v.instance_count}) <= max_instances")
+        if env_name == "prod" and _ints(autoscaling.min_instances) and autoscaling.min_instances < 2:
+            ar.fail("min_instances", autoscaling.min_instances, "at least 2 in prod (scale-in must not drop below two AZs)")
+    raw_rollout = r.get("rollout", None)
+    if raw_rollout is not None:
+        rr = _Reader(r.problems, r.key("rollout"), raw_rollout)
+        rollout = Rollout(
+            strategy=rr.choice("strategy", ("all_at_once", "canary", "linear"), "canary"),
+            step_percent=rr.integer("step_percent", 1, 50, 10),
+            wait_s=rr.integer("wait_s", 0, 3600, 300),
+            baking_s=rr.integer("baking_s", 0, 3600, 600),
+            max_execution_s=rr.integer("max_execution_s", 600, 28800, 3600),
+        )
+        rr.finish()
+        # SageMaker's limits: a canary is at most 50 % of the fleet, a linear step 10-50 %;
+        # the whole update must fit its timeout.
+        if rollout.strategy == "linear" and _ints(rollout.step_percent) and rollout.step_percent < 10:
+            rr.fail("step_percent", rollout.step_percent, "10 to 50 for a linear rollout")
+        if _ints(rollout.wait_s, rollout.baking_s, rollout.max_execution_s, rollout.step_percent) and rollout.strategy != "all_at_once":
+            steps = 1 if rollout.strategy == "canary" else -(-100 // rollout.step_percent)
+            needed = steps * rollout.wait_s + rollout.baking_s
+            if rollout.max_execution_s <= needed:
+                rr.fail("max_execution_s", rollout.max_execution_s, f"more than the rollout's waits and baking ({needed} s)")
+    capture = r.integer("data_capture_percent", 1, 100, None)
+    if env_name == "prod":
+        for i, v in enumerate(endpoint.variants):
+            if _ints(v.instance_count) and v.instance_count < 2:
+                where = "instance_count" if len(endpoint.variants) == 1 and "variants" not in r.data else f"variants[{i}].instance_count"
+                r.fail(where, v.instance_count, "at least 2 in prod: SageMaker spreads a variant's instances across "
+                       "Availability Zones, and one instance is one AZ away from an outage")
+    return InstanceEndpoint(variants=endpoint.variants, autoscaling=autoscaling, rollout=rollout, data_capture_percent=capture)
+
+
+def _parse_variants(r: _Reader) -> InstanceEndpoint:
     raw_variants = r.get("variants", None)
     if raw_variants is None:
         # The single-variant shorthand: instance_type / instance_count at this level.
@@ -318,7 +469,7 @@ def _parse_environment(problems: list[str], name: str, raw: Any, project: Projec
     kind = er.choice("kind", ("serverless", "instance"))
     endpoint: ServerlessEndpoint | InstanceEndpoint
     if kind == "instance":
-        endpoint = _parse_instance(er)
+        endpoint = _parse_instance(er, name)
     else:
         endpoint = _parse_serverless(er)
     er.finish()
@@ -349,8 +500,35 @@ def _parse_environment(problems: list[str], name: str, raw: Any, project: Projec
         memory_utilization_percent=ar.number("memory_utilization_percent", 1, 100, 80.0),
         client_error_rate_percent=ar.number("client_error_rate_percent", 0, 100, 5.0),
         email=ar.string("email", EMAIL, "an e-mail address or null", None),
+        idle_hours=ar.integer("idle_hours", 1, 24, 24 if name == "dev" else None),
     )
     ar.finish()
+
+    kr = _Reader(problems, r.key("encryption"), r.get("encryption", {}))
+    encryption = Encryption(
+        mode=kr.choice("mode", ("create", "import"), "create"),
+        key_arn=kr.string("key_arn", KMS_KEY_ARN, "arn:aws:kms:REGION:ACCOUNT:key/ID", None),
+    )
+    kr.finish()
+    if (encryption.mode == "import") != (encryption.key_arn is not None):
+        kr.fail("key_arn", encryption.key_arn, "a key ARN exactly when mode is \"import\"")
+
+    nr = _Reader(problems, r.key("network"), r.get("network", {}))
+    subnets = nr.get("subnet_ids", [])
+    groups = nr.get("security_group_ids", [])
+    network = Network(
+        subnet_ids=tuple(subnets) if isinstance(subnets, list) else (),
+        security_group_ids=tuple(groups) if isinstance(groups, list) else (),
+        isolation=nr.flag("isolation", False),
+    )
+    for key, values, pattern in (("subnet_ids", subnets, SUBNET_ID), ("security_group_ids", groups, SECURITY_GROUP_ID)):
+        if not isinstance(values, list) or not all(isinstance(v, str) and pattern.match(v) for v in values):
+            nr.fail(key, values, f"a list of ids like {pattern.pattern}")
+    if bool(network.subnet_ids) != bool(network.security_group_ids):
+        nr.fail("subnet_ids", subnets, "subnet_ids and security_group_ids together (a VPC needs both)")
+    if isinstance(endpoint, ServerlessEndpoint) and (network.subnet_ids or network.isolation):
+        nr.fail("isolation" if network.isolation else "subnet_ids", raw_or_none(nr), "nothing: serverless endpoints take no VPC and no network isolation")
+    nr.finish()
 
     env = Environment(
         name=name,
@@ -364,10 +542,17 @@ def _parse_environment(problems: list[str], name: str, raw: Any, project: Projec
         region=r.string("region", REGION, "an AWS region such as ap-northeast-1, or null", None),
         batch=batch,
         alarms=alarms,
+        encryption=encryption,
+        network=network,
+        log_retention_days=r.choice("log_retention_days", LOG_RETENTION_DAYS, 365 if name == "prod" else 30),
     )
     r.finish()
     _check_names(r, env)
     return env
+
+
+def raw_or_none(r: _Reader) -> Any:
+    return r.data or None
 
 
 def _check_names(r: _Reader, env: Environment) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
@@ -14,16 +15,26 @@ from constructs import Construct
 
 from endpointctl.preflight import preflight_in_subprocess
 from sagemaker_serving.alarms import AlarmThresholds, EndpointAlarms
+from sagemaker_serving.autoscaling import InstanceCountScaling, ProvisionedConcurrencyScaling
+from sagemaker_serving.dashboard import EndpointDashboard
 from sagemaker_serving.batch import BatchTransform
-from sagemaker_serving.endpoint import InstanceVariant, ServerlessVariant, ServingEndpoint
+from sagemaker_serving.endpoint import (
+    DataCapture,
+    InstanceVariant,
+    ServerlessVariant,
+    ServingEndpoint,
+    TrafficShifting,
+)
 from sagemaker_serving.image import SklearnImage
 from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle
-from sagemaker_serving.nag import acknowledge
+from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs, acknowledge_wildcard_resource
 from stacks.config import PROJECT_ROOT, Environment, ServerlessEndpoint
 
 HANDLER_DIR = PROJECT_ROOT / "inference"
 HANDLER_PROGRAM = "inference.py"
 ENDPOINT_LOG_GROUP = "/aws/sagemaker/Endpoints/"
+DATA_CAPTURE_PREFIX = "data-capture/"
+
 
 
 def resolve_model_data(
@@ -60,8 +71,10 @@ class ServingStack(cdk.Stack):
         image = SklearnImage(env.project.framework_version)
         source = SourceBundle.from_directory(handler_dir, program=HANDLER_PROGRAM)
 
+        self.key = self._data_key(env, removal)
         self.bucket = self._bucket(env, removal)
         self.inference_role = self._inference_role(env)
+        network = env.network
 
         # ------------------------------------------------------------- models
         limit = env.endpoint.payload_limit_bytes
@@ -91,6 +104,9 @@ class ServingStack(cdk.Stack):
                     source=source,
                     log_group_prefix=ENDPOINT_LOG_GROUP + env.endpoint_name,
                     max_request_bytes=limit,
+                    subnet_ids=list(network.subnet_ids) or None,
+                    security_group_ids=list(network.security_group_ids) or None,
+                    network_isolation=network.isolation,
                 )
             return models[reference]
 
@@ -106,12 +122,19 @@ class ServingStack(cdk.Stack):
                     max_concurrency=env.endpoint.max_concurrency,
                     provisioned_concurrency=env.endpoint.provisioned_concurrency,
                 ),
+                kms_key=self.key,
             )
         else:
+            capture = env.endpoint.data_capture_percent
             self.endpoint = ServingEndpoint(
                 self,
                 "Endpoint",
                 endpoint_name=env.endpoint_name,
+                kms_key=self.key,
+                data_capture=DataCapture(
+                    destination_s3_uri=f"s3://{self.bucket.bucket_name}/{DATA_CAPTURE_PREFIX}", sampling_percent=capture
+                ) if capture else None,
+                retain_instance_counts=env.endpoint.autoscaling is not None,
                 instance_variants=[
                     InstanceVariant(
                         model=model_for(v.model_data or env.model_data),
@@ -125,7 +148,7 @@ class ServingStack(cdk.Stack):
             )
 
         # ------------------------------------------------------------- alarms
-        self.topic = self._alarm_topic(env, removal)
+        self.topic = self._alarm_topic(env)
         self.alarms = EndpointAlarms(
             self,
             "Alarms",
@@ -136,8 +159,21 @@ class ServingStack(cdk.Stack):
                 model_latency_ms=env.alarms.model_latency_ms,
                 memory_utilization_percent=env.alarms.memory_utilization_percent,
                 client_error_rate_percent=env.alarms.client_error_rate_percent,
+                idle_hours=env.alarms.idle_hours,
             ),
         )
+        self._production_features(env)
+        self.log_group = logs.LogGroup(
+            self,
+            "EndpointLogs",
+            # SageMaker writes here; created first so retention and encryption are ours.
+            log_group_name=ENDPOINT_LOG_GROUP + env.endpoint_name,
+            encryption_key=self.key,
+            removal_policy=removal,
+        )
+        # Config holds days (validated against CloudWatch's allowed values).
+        self.log_group.node.default_child.retention_in_days = env.log_retention_days
+        self.dashboard = EndpointDashboard(self, "Dashboard", endpoint=self.endpoint, endpoint_name=env.endpoint_name)
 
         # -------------------------------------------------------------- batch
         self.batch = BatchTransform(
@@ -151,6 +187,7 @@ class ServingStack(cdk.Stack):
             source=source,
             job_name_prefix=env.transform_job_prefix,
             max_payload_bytes=env.batch.payload_limit_bytes,
+            kms_key=self.key,
         )
 
         self._outputs(env)
@@ -165,7 +202,9 @@ class ServingStack(cdk.Stack):
             self,
             "Bucket",
             bucket_name=env.bucket_name,
-            encryption=s3.BucketEncryption.S3_MANAGED,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             versioned=env.retain_data,
@@ -173,13 +212,23 @@ class ServingStack(cdk.Stack):
             # dev: `cdk destroy` empties and deletes the bucket (a CDK-provided Lambda).
             auto_delete_objects=not env.retain_data,
         )
-        acknowledge(
+        access_logs = (
+            "Holds batch inputs/outputs and data capture; object access is recorded by CloudTrail data events, "
+            "which the platform team enables account-wide. Server access logs would need a second bucket per environment."
+        )
+        acknowledge(bucket, "AwsSolutions-S1", access_logs)
+        acknowledge_in_compliance_packs(bucket, "S3BucketLoggingEnabled", access_logs)
+        acknowledge_in_compliance_packs(
             bucket,
-            "AwsSolutions-S1",
-            "Holds batch inputs/outputs only; object access is recorded by CloudTrail data events "
-            "where the account enables them. Server access logs would need a second bucket per environment.",
+            "S3BucketReplicationEnabled",
+            "Batch outputs and captured data can be regenerated from their inputs; the bucket is versioned, "
+            "KMS-encrypted and retained in prod. Cross-region copies are the platform team's DR decision.",
         )
         if not env.retain_data:
+            acknowledge_in_compliance_packs(
+                bucket, "S3BucketVersioningEnabled",
+                f"{env.name} data is disposable: retain_data is off, so cdk destroy deletes this bucket and its objects",
+            )
             self._finish_auto_delete_provider(env)
         return bucket
 
@@ -223,27 +272,97 @@ class ServingStack(cdk.Stack):
         )
         return role
 
-    def _alarm_topic(self, env: Environment, removal: cdk.RemovalPolicy) -> sns.Topic:
-        # A customer managed key: CloudWatch cannot publish to a topic under aws/sns.
+    def _data_key(self, env: Environment, removal: cdk.RemovalPolicy) -> kms.IKey:
+        """One key for the bucket (batch data, data capture), endpoint storage, logs and
+        the alarm topic: created with rotation, or the platform team's, imported."""
+        if env.encryption.mode == "import":
+            assert env.encryption.key_arn is not None
+            return kms.Key.from_key_arn(self, "DataKey", env.encryption.key_arn)
         key = kms.Key(
             self,
-            "AlarmTopicKey",
-            description=f"Encrypts the alarm topic of {env.endpoint_name}",
+            "DataKey",
+            description=f"Encrypts {env.stack_name}: batch data, data capture, endpoint storage, logs, alarms",
             enable_key_rotation=True,
             removal_policy=removal,
             pending_window=cdk.Duration.days(7),
         )
+        # CloudWatch publishes alarms to the encrypted topic (aws/sns would refuse it).
         key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+        # CloudWatch Logs encrypts the endpoint's log group, scoped to that group.
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                principals=[iam.ServicePrincipal(f"logs.{self.region}.{self.url_suffix}")],
+                resources=["*"],
+                conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": self.format_arn(
+                    service="logs", resource="log-group", resource_name=ENDPOINT_LOG_GROUP + env.endpoint_name,
+                    arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)}},
+            )
+        )
+        return key
+
+    def _alarm_topic(self, env: Environment) -> sns.Topic:
         topic = sns.Topic(
             self,
             "AlarmTopic",
             display_name=f"{env.endpoint_name} alarms",
-            master_key=key,
+            master_key=self.key,
             enforce_ssl=True,
         )
         if env.alarms.email:
             topic.add_subscription(subscriptions.EmailSubscription(env.alarms.email))
         return topic
+
+    def _production_features(self, env: Environment) -> None:
+        """Autoscaling, deployment guardrails and data-capture permissions, from config;
+        where the service offers no guardrails, say so at synth."""
+        endpoint_config = env.endpoint
+        if isinstance(endpoint_config, ServerlessEndpoint):
+            cdk.Annotations.of(self.endpoint).add_info(
+                "serverless endpoint: SageMaker offers no deployment guardrails; an update shifts all traffic at once "
+                "when the new config is ready, and a failed update leaves the old config serving"
+            )
+            scaling = endpoint_config.provisioned_scaling
+            if scaling is not None:
+                ProvisionedConcurrencyScaling(
+                    self, "Autoscaling", endpoint=self.endpoint, endpoint_name=env.endpoint_name,
+                    min_concurrency=scaling.min_concurrency, max_concurrency=scaling.max_concurrency,
+                    target_utilization=scaling.target_utilization,
+                    scale_in_cooldown=cdk.Duration.seconds(scaling.scale_in_cooldown_s),
+                    scale_out_cooldown=cdk.Duration.seconds(scaling.scale_out_cooldown_s),
+                )
+            return
+        if endpoint_config.autoscaling is not None:
+            a = endpoint_config.autoscaling
+            InstanceCountScaling(
+                self, "Autoscaling", endpoint=self.endpoint, endpoint_name=env.endpoint_name,
+                min_instances=a.min_instances, max_instances=a.max_instances,
+                target_invocations_per_instance=a.target_invocations_per_instance,
+                scale_in_cooldown=cdk.Duration.seconds(a.scale_in_cooldown_s),
+                scale_out_cooldown=cdk.Duration.seconds(a.scale_out_cooldown_s),
+            )
+        if endpoint_config.rollout is not None:
+            r = endpoint_config.rollout
+            self.endpoint.use_deployment_guardrails(
+                TrafficShifting(strategy=r.strategy, step_percent=r.step_percent, wait_s=r.wait_s,
+                                baking_s=r.baking_s, max_execution_s=r.max_execution_s),
+                rollback_alarm_names=self.alarms.rollback_alarm_names,
+            )
+            self.endpoint.node.add_dependency(self.alarms)  # rollback alarms exist before any update
+        else:
+            cdk.Annotations.of(self.endpoint).add_info(
+                "no rollout configured: endpoint updates replace the fleet without traffic shifting or alarm rollback"
+            )
+        if endpoint_config.data_capture_percent and isinstance(self.inference_role, iam.Role):
+            # The endpoint writes captured requests as the model's role.
+            self.inference_role.add_to_principal_policy(iam.PolicyStatement(
+                sid="WriteDataCapture", actions=["s3:PutObject"],
+                resources=[self.bucket.arn_for_objects(f"{DATA_CAPTURE_PREFIX}*")],
+            ))
+            acknowledge_wildcard_resource(self.inference_role, self.bucket.arn_for_objects(f"{DATA_CAPTURE_PREFIX}*"),
+                                          "data capture writes one object per captured batch under data-capture/")
+        if isinstance(self.inference_role, iam.Role):
+            self.key.grant(self.inference_role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
 
     def _outputs(self, env: Environment) -> None:
         outputs = {
@@ -261,6 +380,8 @@ class ServingStack(cdk.Stack):
             "BatchInputUri": (self.batch.input_uri, "Upload transform inputs here"),
             "BatchOutputUri": (self.batch.output_uri, "Transform outputs land here"),
             "AlarmTopicArn": (self.topic.topic_arn, "Alarm notifications"),
+            "DataKeyArn": (self.key.key_arn, "KMS key of batch data, data capture and endpoint storage"),
+            "DashboardName": (self.dashboard.dashboard_name, "CloudWatch dashboard of the endpoint"),
         }
         for output_id, (value, description) in outputs.items():
             cdk.CfnOutput(self, output_id, value=value, description=description)

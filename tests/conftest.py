@@ -73,6 +73,9 @@ def _cases(sample_model: Path) -> dict[str, dict[str, Any]]:
         inference_role="import",
         bucket="import",
         alarms={"email": "oncall@acme.example"},
+        encryption={"mode": "import", "key_arn": "arn:aws:kms:ap-northeast-1:111111111111:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+        network={"subnet_ids": ["subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"],
+                 "security_group_ids": ["sg-0a1b2c3d4e5f60718"], "isolation": True},
     )
     ab = serving_config(model_data=model)
     ab["environments"]["staging"] = {
@@ -83,6 +86,7 @@ def _cases(sample_model: Path) -> dict[str, dict[str, Any]]:
                 {"name": "Challenger", "instance_type": "ml.m5.large", "instance_count": 1, "weight": 0.1,
                  "model_data": model},
             ],
+            "rollout": {"strategy": "linear", "step_percent": 25, "wait_s": 120, "baking_s": 300},
         }
     }
     return {
@@ -96,8 +100,8 @@ def _cases(sample_model: Path) -> dict[str, dict[str, Any]]:
 
 def build_app(cases: dict[str, dict[str, Any]], outdir: Path):
     import aws_cdk as cdk
-    from cdk_nag import AwsSolutionsChecks
 
+    from stacks.checks import add_nag_packs
     from stacks.config import parse_config
     from stacks.serving_stack import ServingStack
 
@@ -107,7 +111,7 @@ def build_app(cases: dict[str, dict[str, Any]], outdir: Path):
         environment = parse_config(spec["serving"]).environment(spec["env"])
         construct_id = "".join(part.capitalize() for part in case.split("-"))
         stacks[case] = ServingStack(app, construct_id, environment=environment)
-    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    add_nag_packs(app)
     return app, stacks
 
 

@@ -53,3 +53,34 @@ def test_transform_writes_one_line_per_record(seen):
 
 def test_destroy_leaves_nothing_billable(seen):
     assert seen["leftovers"] == {"endpoints": [], "endpoint configs": [], "models": []}
+
+
+def test_destroy_leaves_no_dev_bucket(seen):
+    assert seen["bucket_left"] is False
+
+
+def test_prod_deploys_and_destroys_keeping_only_its_retained_data(tmp_path):
+    """prod: instance-backed, data capture, KMS, log group; destroy keeps the bucket
+    (retain_data) and removes everything that bills."""
+    import boto3
+
+    from endpointctl.demo import ACCOUNT, REGION, billable_leftovers, cdk, describe_deployment, local_aws
+
+    with local_aws():
+        cdk("bootstrap", f"aws://{ACCOUNT}/{REGION}", output=tmp_path, quiet=True)
+        cdk("deploy", "-c", "env=prod", "--require-approval", "never", output=tmp_path, quiet=True)
+        deployed = describe_deployment("rc-fraud-detection-prod")
+        prod = load_config().environment("prod")
+        assert deployed.outputs["EndpointName"] == prod.endpoint_name == "rc-fraud-detection-prod-realtime"
+        variant = deployed.endpoint_config["ProductionVariants"][0]
+        assert (variant["InstanceType"], variant["InitialInstanceCount"]) == ("ml.m5.large", 2)
+        capture = deployed.endpoint_config["DataCaptureConfig"]
+        assert capture["InitialSamplingPercentage"] == 20
+        assert capture["DestinationS3Uri"] == "s3://acme-sm-rc-fraud-detection-prod/data-capture/"
+        assert capture["KmsKeyId"] == deployed.outputs["DataKeyArn"]
+        groups = [g["logGroupName"] for g in boto3.client("logs").describe_log_groups()["logGroups"]]
+        assert "/aws/sagemaker/Endpoints/rc-fraud-detection-prod-realtime" in groups
+        cdk("destroy", "-c", "env=prod", "--force", output=tmp_path, quiet=True)
+        assert billable_leftovers(prod.endpoint_name) == {"endpoints": [], "endpoint configs": [], "models": []}
+        buckets = [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
+        assert "acme-sm-rc-fraud-detection-prod" in buckets  # retained on purpose

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_sns as sns
@@ -26,6 +27,8 @@ class AlarmThresholds:
     model_latency_ms: float = 1000.0
     memory_utilization_percent: float = 80.0
     client_error_rate_percent: float = 5.0
+    # Notify when the endpoint had no invocation for this many hours (dev: destroy it).
+    idle_hours: int | None = None
 
 
 class EndpointAlarms(Construct):
@@ -44,6 +47,9 @@ class EndpointAlarms(Construct):
     ) -> None:
         super().__init__(scope, id)
         self.alarms: list[cloudwatch.Alarm] = []
+        self.idle_alarm: cloudwatch.Alarm | None = None
+        # Literal names: deployment guardrails roll back when one of these fires.
+        self.rollback_alarm_names: list[str] = []
         action = cw_actions.SnsAction(topic)
         for variant in endpoint.variant_names:
             # The first variant's construct ids carry no prefix, so a single-variant
@@ -97,6 +103,34 @@ class EndpointAlarms(Construct):
                 alarm.add_alarm_action(action)
                 alarm.add_ok_action(action)
                 self.alarms.append(alarm)
+                if what in ("ModelLatency", "ServerErrors"):
+                    self.rollback_alarm_names.append(f"{endpoint_name}-{variant}-{what}")
+
+        if thresholds.idle_hours:
+            self.idle_alarm = self._idle_alarm(endpoint, endpoint_name, thresholds.idle_hours)
+            self.idle_alarm.add_alarm_action(action)
+
+    def _idle_alarm(self, endpoint: ServingEndpoint, endpoint_name: str, hours: int) -> cloudwatch.Alarm:
+        hourly = {
+            f"v{i}": endpoint.metric_invocations(variant_name=v).with_(period=cdk.Duration.hours(1))
+            for i, v in enumerate(endpoint.variant_names)
+        }
+        # No invocation means no data point at all: missing data is what "idle" looks like.
+        return cloudwatch.Alarm(
+            self,
+            "IdleAlarm",
+            alarm_name=f"{endpoint_name}-Idle",
+            alarm_description=f"No invocations for {hours} h: destroy this endpoint "
+            f"(npx cdk destroy) if nobody needs it; it bills while it exists",
+            metric=cloudwatch.MathExpression(
+                expression=" + ".join(f"FILL({k}, 0)" for k in hourly), using_metrics=hourly,
+                label="invocations", period=cdk.Duration.hours(1),
+            ),
+            threshold=1,
+            evaluation_periods=hours,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+        )
 
     @property
     def alarm_names(self) -> list[str]:

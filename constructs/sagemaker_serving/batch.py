@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
@@ -36,6 +37,7 @@ class BatchTransform(Construct):
         source: SourceBundle,
         job_name_prefix: str,
         max_payload_bytes: int,
+        kms_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
@@ -60,6 +62,9 @@ class BatchTransform(Construct):
             )
         )
         self.role.add_to_principal_policy(_list_prefixes(bucket_arn, INPUT_PREFIX))
+        self.kms_key = kms_key
+        if kms_key is not None:
+            kms_key.grant(self.role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")  # the bucket is SSE-KMS; outputs are encrypted with it
         self.model = SklearnModel(
             self,
             "Model",
@@ -95,6 +100,10 @@ class BatchTransform(Construct):
             iam.PolicyStatement(sid="ReadOutputs", actions=["s3:GetObject"], resources=[outputs]),
             _list_prefixes(bucket_arn, INPUT_PREFIX, OUTPUT_PREFIX),
         )
+        if kms_key is not None:
+            self.launcher_policy.add_statements(iam.PolicyStatement(
+                sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[kms_key.key_arn]
+            ))
         for construct in (self.role, self.launcher_policy):
             acknowledge_wildcard_resource(construct, inputs, "objects under batch-input/ only: the job reads what it is given")
             acknowledge_wildcard_resource(construct, outputs, "objects under batch-output/ only: one object per input, named by SageMaker")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
@@ -25,6 +26,25 @@ class ServerlessVariant:
     max_concurrency: int
     provisioned_concurrency: int | None = None
     name: str = "AllTraffic"
+
+
+@dataclass(frozen=True)
+class DataCapture:
+    """Requests and responses of an instance-backed endpoint, sampled to S3."""
+
+    destination_s3_uri: str
+    sampling_percent: int
+
+
+@dataclass(frozen=True)
+class TrafficShifting:
+    """Blue/green deployment guardrails: how traffic moves to the new fleet."""
+
+    strategy: str  # all_at_once | canary | linear
+    step_percent: int
+    wait_s: int
+    baking_s: int
+    max_execution_s: int
 
 
 @dataclass(frozen=True)
@@ -52,9 +72,14 @@ class ServingEndpoint(Construct):
         endpoint_name: str,
         serverless: ServerlessVariant | None = None,
         instance_variants: list[InstanceVariant] | None = None,
+        kms_key: kms.IKey | None = None,
+        data_capture: DataCapture | None = None,
+        retain_instance_counts: bool = False,
     ) -> None:
         super().__init__(scope, id)
         self._validate(serverless, instance_variants)
+        if serverless is not None and data_capture is not None:
+            raise ValueError("ServingEndpoint: serverless endpoints take no data capture")
         if serverless is not None:
             self.variant_names = [serverless.name]
             self.serverless = True
@@ -86,12 +111,68 @@ class ServingEndpoint(Construct):
             ]
             models = [v.model for v in instance_variants]
 
-        self.config = sagemaker.CfnEndpointConfig(self, "Config", production_variants=variants)
+        self.config = sagemaker.CfnEndpointConfig(
+            self,
+            "Config",
+            production_variants=variants,
+            # Instance variants: their storage volumes; serverless: SageMaker's copy of the image.
+            kms_key_id=kms_key.key_arn if kms_key is not None else None,
+            data_capture_config=self._data_capture(data_capture, kms_key) if data_capture else None,
+        )
         self.resource = sagemaker.CfnEndpoint(
-            self, "Resource", endpoint_name=endpoint_name, endpoint_config_name=self.config.attr_endpoint_config_name
+            self,
+            "Resource",
+            endpoint_name=endpoint_name,
+            endpoint_config_name=self.config.attr_endpoint_config_name,
+            # With autoscaling, an update must not reset the instance counts it chose;
+            # weights and data capture still follow the config.
+            retain_all_variant_properties=True if retain_instance_counts else None,
+            exclude_retained_variant_properties=[
+                sagemaker.CfnEndpoint.VariantPropertyProperty(variant_property_type=t)
+                for t in ("DesiredWeight", "DataCaptureConfig")
+            ] if retain_instance_counts else None,
         )
         self.models = models
         self._endpoint_name = endpoint_name
+
+    @staticmethod
+    def _data_capture(capture: DataCapture, kms_key: kms.IKey | None) -> sagemaker.CfnEndpointConfig.DataCaptureConfigProperty:
+        return sagemaker.CfnEndpointConfig.DataCaptureConfigProperty(
+            enable_capture=True,
+            initial_sampling_percentage=capture.sampling_percent,
+            destination_s3_uri=capture.destination_s3_uri,
+            kms_key_id=kms_key.key_arn if kms_key is not None else None,
+            capture_options=[
+                sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Input"),
+                sagemaker.CfnEndpointConfig.CaptureOptionProperty(capture_mode="Output"),
+            ],
+            capture_content_type_header=sagemaker.CfnEndpointConfig.CaptureContentTypeHeaderProperty(
+                csv_content_types=["text/csv"], json_content_types=["application/json"]
+            ),
+        )
+
+    def use_deployment_guardrails(self, shifting: TrafficShifting, *, rollback_alarm_names: list[str]) -> None:
+        """Blue/green updates with traffic shifting, rolled back when an alarm fires.
+        Only instance-backed endpoints have them; a serverless update is all at once."""
+        if self.serverless:
+            raise ValueError("ServingEndpoint: serverless endpoints have no deployment guardrails")
+        routing = {"all_at_once": "ALL_AT_ONCE", "canary": "CANARY", "linear": "LINEAR"}[shifting.strategy]
+        step = sagemaker.CfnEndpoint.CapacitySizeProperty(type="CAPACITY_PERCENT", value=shifting.step_percent)
+        self.resource.deployment_config = sagemaker.CfnEndpoint.DeploymentConfigProperty(
+            blue_green_update_policy=sagemaker.CfnEndpoint.BlueGreenUpdatePolicyProperty(
+                traffic_routing_configuration=sagemaker.CfnEndpoint.TrafficRoutingConfigProperty(
+                    type=routing,
+                    wait_interval_in_seconds=shifting.wait_s if routing != "ALL_AT_ONCE" else None,
+                    canary_size=step if routing == "CANARY" else None,
+                    linear_step_size=step if routing == "LINEAR" else None,
+                ),
+                termination_wait_in_seconds=shifting.baking_s,
+                maximum_execution_timeout_in_seconds=shifting.max_execution_s,
+            ),
+            auto_rollback_configuration=sagemaker.CfnEndpoint.AutoRollbackConfigProperty(
+                alarms=[sagemaker.CfnEndpoint.AlarmProperty(alarm_name=name) for name in rollback_alarm_names]
+            ),
+        )
 
     @staticmethod
     def _validate(serverless: ServerlessVariant | None, instance_variants: list[InstanceVariant] | None) -> None:
@@ -165,3 +246,27 @@ class ServingEndpoint(Construct):
     def metric_memory_utilization(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
         """Percent; published for serverless endpoints too."""
         return self.metric("MemoryUtilization", variant_name=variant_name, namespace=UTILIZATION_NAMESPACE)
+
+    def metric_overhead_latency(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
+        """In microseconds: SageMaker's own time around the model."""
+        return self.metric("OverheadLatency", variant_name=variant_name)
+
+    def metric_model_setup_time(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
+        """In microseconds: serverless cold starts."""
+        return self.metric("ModelSetupTime", variant_name=variant_name)
+
+    def metric_invocation_model_errors(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
+        return self.metric("InvocationModelErrors", variant_name=variant_name, statistic="Sum")
+
+    def metric_invocation_4xx_errors(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
+        return self.metric("Invocation4XXErrors", variant_name=variant_name, statistic="Sum")
+
+    def metric_utilization(self, metric_name: str, *, variant_name: str | None = None) -> cloudwatch.Metric:
+        """CPUUtilization (summed over cores), MemoryUtilization, DiskUtilization, percent."""
+        return self.metric(metric_name, variant_name=variant_name, namespace=UTILIZATION_NAMESPACE)
+
+    def metric_invocations_per_instance(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
+        return self.metric("InvocationsPerInstance", variant_name=variant_name, statistic="Sum")
+
+    def metric_serverless_concurrency(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
+        return self.metric("ServerlessConcurrentExecutionsUtilization", variant_name=variant_name)

@@ -12,9 +12,14 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from sagemaker_serving.bundle import source_bundle_bytes, write_content_addressed
+from sagemaker_serving.bundle import bundle_files, reproducible_targz, source_bundle_bytes, write_content_addressed
 from sagemaker_serving.image import SklearnImage
-from sagemaker_serving.nag import acknowledge, acknowledge_wildcard_resource
+from sagemaker_serving.nag import (
+    INLINE_POLICY_REASON,
+    acknowledge,
+    acknowledge_in_compliance_packs,
+    acknowledge_wildcard_resource,
+)
 
 S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+\.tar\.gz)$")
 
@@ -72,6 +77,21 @@ def grant_object_read(scope: Construct, grantee: iam.IGrantable, bucket: str, ke
     )
 
 
+def model_with_code(model_archive: Path, source: "SourceBundle") -> Path:
+    """`model.tar.gz` repacked with the handler under `code/`, for a network-isolated
+    container that cannot download SAGEMAKER_SUBMIT_DIRECTORY (what the SDK does)."""
+    import tarfile
+
+    with tarfile.open(model_archive, "r:gz") as tar:
+        entries = [
+            (m.name.removeprefix("./"), tar.extractfile(m).read())  # type: ignore[union-attr]
+            for m in tar.getmembers()
+            if m.isfile() and not m.name.removeprefix("./").startswith("code/")
+        ]
+    entries += [(f"code/{p.relative_to(source.directory).as_posix()}", p.read_bytes()) for p in bundle_files(source.directory)]
+    return write_content_addressed(reproducible_targz(entries), "model.tar.gz")
+
+
 class SourceBundle:
     """The handler directory, shipped as `sourcedir.tar.gz` (a reproducible gzip tar with
     the entry point at its root), as SAGEMAKER_SUBMIT_DIRECTORY expects."""
@@ -112,13 +132,22 @@ class SklearnModel(Construct):
         source: SourceBundle,
         log_group_prefix: str,
         max_request_bytes: int,
-        extra_environment: dict[str, str] | None = None,
+        subnet_ids: list[str] | None = None,
+        security_group_ids: list[str] | None = None,
+        network_isolation: bool = False,
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
         self.role = role
+        if network_isolation:
+            # No network: the code travels inside model.tar.gz under code/.
+            if not isinstance(model_data, _AssetModelData):
+                raise ValueError("network isolation needs a local model_data: the handler is packed into it at synth")
+            model_data = ModelData.from_asset(model_with_code(model_data.path, source))
+            code_url = "/opt/ml/model/code"
+        else:
+            code_url = source.bind(self, role)
         model_data_url = model_data.bind(self, role)
-        code_url = source.bind(self, role)
         image.grant_pull(self, role)
         log_groups = stack.format_arn(
             service="logs",
@@ -146,7 +175,6 @@ class SklearnModel(Construct):
             "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
             "SAGEMAKER_REGION": stack.region,
             "HANDLER_MAX_REQUEST_BYTES": str(max_request_bytes),
-            **(extra_environment or {}),
         }
         self.resource = sagemaker.CfnModel(
             self,
@@ -155,10 +183,15 @@ class SklearnModel(Construct):
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=image.image_uri(self), model_data_url=model_data_url, environment=environment
             ),
+            vpc_config=sagemaker.CfnModel.VpcConfigProperty(subnets=subnet_ids, security_group_ids=security_group_ids)
+            if subnet_ids
+            else None,
+            enable_network_isolation=True if network_isolation else None,
         )
         acknowledge_wildcard_resource(
             role, log_groups, f"SageMaker names the log group {log_group_prefix}[/job] and a stream per instance"
         )
+        acknowledge_in_compliance_packs(role, "IAMNoInlinePolicy", INLINE_POLICY_REASON)
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",

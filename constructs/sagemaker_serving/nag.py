@@ -37,3 +37,18 @@ def acknowledge_wildcard_resource(construct: Construct, resource: str, reason: s
     stack = cdk.Stack.of(construct)
     finding = _render(stack, stack.resolve(resource))
     acknowledge(construct, f"AwsSolutions-IAM5[Resource::{finding}]", reason)
+
+
+COMPLIANCE_PACKS = ("HIPAA.Security", "NIST.800.53.R5")
+
+
+def acknowledge_in_compliance_packs(construct: Construct, rule: str, reason: str) -> None:
+    """The same rule in the HIPAA and NIST 800-53 R5 packs, e.g. `IAMNoInlinePolicy`."""
+    for pack in COMPLIANCE_PACKS:
+        acknowledge(construct, f"{pack}-{rule}", reason)
+
+
+INLINE_POLICY_REASON = (
+    "The role's policy is created and deleted with the role in this stack and grants only what its model needs; "
+    "inline keeps it from being attached to any other principal"
+)

@@ -1,0 +1,109 @@
+"""Application Auto Scaling for an endpoint's variants.
+
+Instance variants scale `sagemaker:variant:DesiredInstanceCount` on
+SageMakerVariantInvocationsPerInstance; serverless variants with provisioned
+concurrency scale `sagemaker:variant:DesiredProvisionedConcurrency` on
+SageMakerVariantProvisionedConcurrencyUtilization. The scalable target depends on the
+endpoint, so CloudFormation deregisters it before deleting the endpoint.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_applicationautoscaling as autoscaling
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from sagemaker_serving.endpoint import ServingEndpoint
+
+
+def _resource_id(endpoint_name: str, variant: str) -> str:
+    return f"endpoint/{endpoint_name}/variant/{variant}"
+
+
+def _service_linked_role(scope: Construct) -> iam.IRole:
+    """Application Auto Scaling acts on SageMaker through its service-linked role; CDK's
+    default would create an extra role with no permissions."""
+    stack = cdk.Stack.of(scope)
+    arn = (f"arn:{stack.partition}:iam::{stack.account}:role/aws-service-role/"
+           "sagemaker.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint")
+    return iam.Role.from_role_arn(scope, "ServiceLinkedRole", arn, mutable=False)
+
+
+class InstanceCountScaling(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        endpoint: ServingEndpoint,
+        endpoint_name: str,
+        min_instances: int,
+        max_instances: int,
+        target_invocations_per_instance: int,
+        scale_in_cooldown: cdk.Duration,
+        scale_out_cooldown: cdk.Duration,
+    ) -> None:
+        super().__init__(scope, id)
+        if endpoint.serverless:
+            raise ValueError("InstanceCountScaling: a serverless endpoint has no instance count")
+        self.targets: list[autoscaling.ScalableTarget] = []
+        role = _service_linked_role(self)
+        for variant in endpoint.variant_names:
+            target = autoscaling.ScalableTarget(
+                self,
+                variant,
+                service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
+                resource_id=_resource_id(endpoint_name, variant),
+                scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+                min_capacity=min_instances,
+                max_capacity=max_instances,
+                role=role,
+            )
+            target.node.add_dependency(endpoint)
+            target.scale_to_track_metric(
+                "InvocationsPerInstance",
+                target_value=target_invocations_per_instance,
+                predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
+                scale_in_cooldown=scale_in_cooldown,
+                scale_out_cooldown=scale_out_cooldown,
+            )
+            self.targets.append(target)
+
+
+class ProvisionedConcurrencyScaling(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        endpoint: ServingEndpoint,
+        endpoint_name: str,
+        min_concurrency: int,
+        max_concurrency: int,
+        target_utilization: float,
+        scale_in_cooldown: cdk.Duration,
+        scale_out_cooldown: cdk.Duration,
+    ) -> None:
+        super().__init__(scope, id)
+        if not endpoint.serverless:
+            raise ValueError("ProvisionedConcurrencyScaling: only serverless endpoints have provisioned concurrency")
+        variant = endpoint.variant_names[0]
+        self.target = autoscaling.ScalableTarget(
+            self,
+            "Target",
+            service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
+            resource_id=_resource_id(endpoint_name, variant),
+            scalable_dimension="sagemaker:variant:DesiredProvisionedConcurrency",
+            min_capacity=min_concurrency,
+            max_capacity=max_concurrency,
+            role=_service_linked_role(self),
+        )
+        self.target.node.add_dependency(endpoint)
+        self.target.scale_to_track_metric(
+            "ProvisionedConcurrencyUtilization",
+            target_value=target_utilization,
+            predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_PROVISIONED_CONCURRENCY_UTILIZATION,
+            scale_in_cooldown=scale_in_cooldown,
+            scale_out_cooldown=scale_out_cooldown,
+        )

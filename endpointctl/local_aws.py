@@ -1,0 +1,73 @@
+"""The local AWS for `make demo` and the end-to-end test: moto's server, with four
+fixes to moto 5.2.5's CloudFormation layer that this stack needs. Each is a place where
+moto differs from CloudFormation; none changes what the stack asks for.
+
+1. AWS::KMS::Key: CloudFormation passes Tags as Key/Value and KeyPolicy as an object;
+   moto expects TagKey/TagValue and a JSON string, answers 500 and leaves the stack
+   half-built (while `cdk deploy` reports success).
+2. Stack outputs: moto computes them when a stack is created, never after a change set
+   runs, and the CDK always deploys through change sets: outputs would be empty.
+3. AWS::SageMaker::Endpoint: moto ignores EndpointName and invents one.
+4. AWS::IAM::ManagedPolicy: moto never deletes it on stack deletion.
+
+Run: python -m endpointctl.local_aws -H 127.0.0.1 -p PORT   (moto_server's arguments)
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def _kms_key_from_cloudformation(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    from moto.kms.models import kms_backends
+
+    properties = cloudformation_json["Properties"]
+    policy = properties["KeyPolicy"]
+    key = kms_backends[account_id][region_name].create_key(
+        policy=policy if isinstance(policy, str) else json.dumps(policy),
+        key_usage=properties.get("KeyUsage", "ENCRYPT_DECRYPT"),
+        key_spec=properties.get("KeySpec", "SYMMETRIC_DEFAULT"),
+        description=properties.get("Description"),
+        tags=[{"TagKey": tag["Key"], "TagValue": tag["Value"]} for tag in properties.get("Tags", [])],
+    )
+    key.key_rotation_status = properties.get("EnableKeyRotation", False)
+    key.enabled = properties.get("Enabled", True)
+    return key
+
+
+def _managed_policy_delete(cls, resource_name, cloudformation_json, account_id, region_name):
+    from moto.iam.models import iam_backends
+
+    iam_backends[account_id]["global"].delete_policy(resource_name)
+
+
+def apply_fixes() -> None:
+    from moto.cloudformation import models as cloudformation
+    from moto.cloudformation.parsing import OutputMap
+    from moto.iam.models import ManagedPolicy
+    from moto.kms.models import Key
+    from moto.sagemaker.models import FakeEndpoint
+
+    Key.create_from_cloudformation_json = classmethod(_kms_key_from_cloudformation)
+
+    apply_change_set = cloudformation.ChangeSet.apply
+
+    def apply_and_refresh_outputs(self):  # type: ignore[no-untyped-def]
+        apply_change_set(self)
+        self.stack.output_map = OutputMap(self.stack.resource_map, self.template_dict, self.stack.stack_id)
+
+    cloudformation.ChangeSet.apply = apply_and_refresh_outputs
+    FakeEndpoint.cloudformation_name_type = staticmethod(lambda: "EndpointName")
+    ManagedPolicy.delete_from_cloudformation_json = classmethod(_managed_policy_delete)
+
+
+def main() -> int:
+    apply_fixes()
+    from moto.server import main as moto_main
+
+    return moto_main(sys.argv[1:]) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

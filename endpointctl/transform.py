@@ -16,6 +16,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Iterator
 
+from botocore.exceptions import ClientError
+
 from endpointctl.errors import CommandError
 from endpointctl.invoke import post_local
 
@@ -119,7 +121,8 @@ def run_transform_job(args: argparse.Namespace, *, max_payload_mb: int, max_conc
             "ContentType": CSV,
             "SplitType": "Line",
         },
-        TransformOutput={"S3OutputPath": f"s3://{bucket}/{output_prefix}", "Accept": CSV, "AssembleWith": "Line"},
+        TransformOutput={"S3OutputPath": f"s3://{bucket}/{output_prefix}", "Accept": CSV, "AssembleWith": "Line",
+                         **({"KmsKeyId": outputs["DataKeyArn"]} if "DataKeyArn" in outputs else {})},
         TransformResources={"InstanceType": env.batch.instance_type, "InstanceCount": env.batch.instance_count},
         Tags=[{"Key": k, "Value": v} for k, v in env.tags.items()],
     )
@@ -130,7 +133,10 @@ def run_transform_job(args: argparse.Namespace, *, max_payload_mb: int, max_conc
     output_key = f"{output_prefix}{args.input.name}.out"
     args.output.mkdir(parents=True, exist_ok=True)
     target = args.output / f"{args.input.name}.out"
-    describe(s3.download_file, bucket, output_key, str(target))
+    try:
+        describe(s3.download_file, bucket, output_key, str(target))
+    except ClientError:
+        raise CommandError(f"transform job {job_name} completed but s3://{bucket}/{output_key} is not there") from None
     print(f"completed: s3://{bucket}/{output_key} -> {target}")
     return 0
 

@@ -84,3 +84,55 @@ def test_prod_deploys_and_destroys_keeping_only_its_retained_data(tmp_path):
         assert billable_leftovers(prod.endpoint_name) == {"endpoints": [], "endpoint configs": [], "models": []}
         buckets = [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
         assert "acme-sm-rc-fraud-detection-prod" in buckets  # retained on purpose
+
+
+def endpointctl(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "endpointctl", *args], capture_output=True, text=True)
+
+
+def test_endpointctl_against_the_deployed_stack(tmp_path):
+    """invoke, status and a real CreateTransformJob through the stack's outputs. moto
+    answers invoke with a placeholder and completes transform jobs without output, so
+    this checks the calls, their parameters and the one-line errors, not predictions."""
+    import boto3
+
+    from endpointctl.demo import ACCOUNT, REGION, cdk, local_aws
+
+    with local_aws():
+        missing = endpointctl("status", "--env", "dev")
+        assert missing.returncode == 1 and "stack rc-fraud-detection-dev is not deployed" in missing.stderr
+        assert "Traceback" not in missing.stderr
+        cdk("bootstrap", f"aws://{ACCOUNT}/{REGION}", output=tmp_path, quiet=True)
+        cdk("deploy", "-c", "env=dev", "--require-approval", "never", output=tmp_path, quiet=True)
+
+        status = endpointctl("status", "--env", "dev")
+        assert status.returncode == 0, status.stderr
+        assert "endpoint rc-fraud-detection-dev-serverless: InService" in status.stdout
+        assert "serverless 2048 MB, max concurrency 5" in status.stdout and "/month" in status.stdout
+
+        invoke = endpointctl("invoke", "--env", "dev", "--body", '{"instances": [[0.5, 1.2, 0.3, 0.8, 0.1]]}', "--curl")
+        assert invoke.returncode == 0, invoke.stderr
+        assert "--aws-sigv4 aws:amz:us-east-1:sagemaker" in invoke.stdout
+        assert "/endpoints/rc-fraud-detection-dev-serverless/invocations" in invoke.stdout
+
+        data = tmp_path / "transactions.csv"
+        data.write_text("0.5,1.2,0.3,0.8,0.1\n-0.2,0.7,1.1,0.4,0.6\n")
+        transform = endpointctl("transform", "--env", "dev", "--input", str(data), "--output", str(tmp_path / "out"))
+        assert transform.returncode == 1 and "is not there" in transform.stderr  # moto writes no output
+        assert "Traceback" not in transform.stderr
+        sagemaker = boto3.client("sagemaker")
+        job_name = sagemaker.list_transform_jobs()["TransformJobSummaries"][0]["TransformJobName"]
+        job = sagemaker.describe_transform_job(TransformJobName=job_name)
+        outputs = {o["OutputKey"]: o["OutputValue"] for o in
+                   boto3.client("cloudformation").describe_stacks(StackName="rc-fraud-detection-dev")["Stacks"][0]["Outputs"]}
+        assert job_name.startswith("rc-fraud-detection-dev-")
+        assert job["ModelName"] == outputs["BatchModelName"]
+        assert (job["BatchStrategy"], job["MaxPayloadInMB"]) == ("MultiRecord", 6)
+        assert job["TransformInput"]["SplitType"] == "Line" and job["TransformInput"]["ContentType"] == "text/csv"
+        assert job["TransformOutput"]["AssembleWith"] == "Line" and job["TransformOutput"]["Accept"] == "text/csv"
+        assert job["TransformOutput"]["KmsKeyId"] == outputs["DataKeyArn"]
+        assert job["TransformResources"] == {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1}
+        cdk("destroy", "-c", "env=dev", "--force", output=tmp_path, quiet=True)

@@ -183,10 +183,13 @@ def output_fn(prediction, accept):
         body = json.dumps({"predictions": prediction.labels.tolist(), "probabilities": prediction.probabilities.tolist()})
         return body, JSON_TYPE
     if media_type == CSV_TYPE:
-        labels = [str(label) for label in prediction.labels.tolist()]
-        rows = prediction.probabilities.tolist()
+        # One C-level %-format per line over columns zipped together: about twice as
+        # fast as joining repr()s row by row. %r keeps every digit (round-trips).
+        probabilities = prediction.probabilities
+        line = "%s" + ",%r" * probabilities.shape[1]
+        labels = map(str, prediction.labels.tolist())
         # No trailing newline: with AssembleWith=Line, Batch Transform ends each response with one.
-        body = "\n".join([label + "," + ",".join(map(repr, row)) for label, row in zip(labels, rows)])
+        body = "\n".join(map(line.__mod__, zip(labels, *probabilities.T.tolist())))
         return body, CSV_TYPE
     return _error_response(RequestError(406, f"accept type {accept!r} is not supported; use {' or '.join(SUPPORTED_TYPES)}"))
 

@@ -1,0 +1,113 @@
+"""Cold start: process start -> first 200 from /ping, against a bare interpreter that
+imports numpy, scikit-learn and joblib and loads the model. Target: <= 1.2x.
+
+Measured: `python -m endpointctl serve --model-data model.tar.gz --workers 1` (what
+LocalEndpoint starts; it unpacks the archive, imports the handler, loads the model
+and only then binds), polled every 2 ms on a free loopback port.
+Floor: `python -c "import numpy, sklearn, joblib; joblib.load('<model dir>/model.joblib')"`,
+until it prints that the model is loaded (its interpreter teardown is not counted).
+Both in subprocesses, alternated (order flipped each round), after one untimed run
+of each so both start from a warm page cache.
+
+    python -m bench.cold_start
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from bench._common import ROOT, Result, main_for, median, sample_model
+
+ROUNDS = 7
+TARGET = 1.2
+
+
+def floor_once(model_dir) -> float:
+    """Until the loaded model is reported on stdout: the interpreter's exit is not counted."""
+    code = (f"import numpy, sklearn, joblib; joblib.load({str(model_dir / 'model.joblib')!r}); "
+            "print('loaded', flush=True)")
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.PIPE)
+    line = process.stdout.readline()
+    elapsed = time.perf_counter() - start
+    process.stdout.close()
+    if process.wait() != 0 or line.strip() != b"loaded":
+        raise RuntimeError(f"the floor interpreter failed ({process.returncode}): {line!r}")
+    return elapsed
+
+
+def _ping(port: int) -> int | None:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", "/ping")
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except OSError:
+        return None
+    finally:
+        connection.close()
+
+
+def server_once(archive) -> float:
+    from endpointctl.local import free_port
+
+    port = free_port()
+    command = [sys.executable, "-m", "endpointctl", "serve", "--model-data", str(archive),
+               "--port", str(port), "--workers", "1"]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               start_new_session=True)
+    try:
+        while True:
+            if _ping(port) == 200:
+                elapsed = time.perf_counter() - start
+                break
+            if process.poll() is not None:
+                raise RuntimeError(f"endpointctl serve exited {process.returncode}: {process.stderr.read().decode()[-2000:]}")
+            if time.perf_counter() - start > 60:
+                raise RuntimeError("no 200 from /ping within 60 s")
+            time.sleep(0.002)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        process.stderr.close()
+    return elapsed
+
+
+def run() -> list[Result]:
+    archive, model_dir = sample_model()
+    floor_once(model_dir)
+    server_once(archive)
+    floors, servers = [], []
+    for i in range(ROUNDS):
+        if i % 2 == 0:
+            floors.append(floor_once(model_dir))
+            servers.append(server_once(archive))
+        else:
+            servers.append(server_once(archive))
+            floors.append(floor_once(model_dir))
+    measured, floor = median(servers), median(floors)
+    ratio = measured / floor
+    pair_ratios = [s / f for s, f in zip(servers, floors)]
+    return [Result(
+        "cold start → first 200 from /ping (1 worker)", f"{measured * 1e3:.0f} ms", f"{floor * 1e3:.0f} ms",
+        f"{ratio:.2f}×", f"≤ {TARGET}×", ratio <= TARGET,
+        [f"{ROUNDS} alternated rounds; server {', '.join(f'{s * 1e3:.0f}' for s in servers)} ms; "
+         f"floor {', '.join(f'{f * 1e3:.0f}' for f in floors)} ms; per-round ratio "
+         f"{min(pair_ratios):.2f}–{max(pair_ratios):.2f}×; model.tar.gz {archive.stat().st_size:,} bytes"],
+    )]
+
+
+if __name__ == "__main__":
+    main_for(run)

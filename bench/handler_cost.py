@@ -1,0 +1,89 @@
+"""Handler cost over the floor: input_fn -> predict_fn -> output_fn in process, against
+`model.predict_proba` on the already-parsed rows, interleaved call by call.
+
+Targets: <= 1.25x for a 1-row JSON request, <= 1.5x for a 10,000-row CSV request
+(Accept text/csv, as Batch Transform asks). The parts of the handler are timed in the
+same rounds, so the breakdown says where the time over the floor goes.
+
+    python -m bench.handler_cost
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+import numpy as np
+
+from bench._common import (
+    CSV_TYPE,
+    JSON_TYPE,
+    Result,
+    block_ratios,
+    csv_body,
+    feature_rows,
+    interleaved,
+    json_body,
+    load_sample_handler,
+    main_for,
+    median,
+    ms,
+    spread,
+)
+
+CASES = [
+    # name, rows, body builder, content type, accept, target ratio, seconds
+    ("handler, 1-row JSON", 1, json_body, JSON_TYPE, JSON_TYPE, 1.25, 10.0),
+    ("handler, 10,000-row CSV", 10_000, csv_body, CSV_TYPE, CSV_TYPE, 1.5, 12.0),
+]
+
+
+def measure_case(handler, name, rows, build, content_type, accept, target, seconds) -> Result:
+    module, model = handler.module, handler.model
+    features = feature_rows(rows)
+    body = build(features)
+    parsed = module.input_fn(body, content_type)
+    assert isinstance(parsed, np.ndarray) and parsed.shape == features.shape, parsed
+    np.testing.assert_array_equal(parsed, features)
+    prediction = module.predict_fn(parsed, model)
+    response = handler.invoke(body, content_type, accept)
+    assert isinstance(response, tuple) and response[1] == accept, response
+
+    calls = {
+        "floor": lambda: model.predict_proba(features),
+        "handler": lambda: handler.invoke(body, content_type, accept),
+        "input_fn": lambda: module.input_fn(body, content_type),
+        "predict_fn": lambda: module.predict_fn(parsed, model),
+        "output_fn": lambda: module.output_fn(prediction, accept),
+    }
+    if content_type == CSV_TYPE:
+        def loadtxt():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return np.loadtxt(io.StringIO(body), delimiter=",", dtype=np.float64, ndmin=2, comments=None)
+
+        calls["  np.loadtxt"] = loadtxt
+        calls["  probabilities.tolist()"] = lambda: prediction.probabilities.tolist()
+    else:
+        calls["  json.loads+np.asarray"] = lambda: np.asarray(__import__("json").loads(body)["instances"])
+    samples = interleaved(calls, seconds=seconds)
+    floor, measured = median(samples["floor"]), median(samples["handler"])
+    ratio = measured / floor
+    details = [
+        f"{len(samples['floor'])} interleaved rounds; body {len(body.encode()):,} bytes; "
+        f"ratio over 5 blocks of rounds {spread(block_ratios(samples['handler'], samples['floor']))}",
+        "breakdown (medians): " + ", ".join(
+            f"{key.strip()} {ms(median(values))}" for key, values in samples.items() if key not in ("floor", "handler")),
+        f"handler − floor = {ms(measured - floor)}; input_fn + output_fn = "
+        f"{ms(median(samples['input_fn']) + median(samples['output_fn']))}",
+    ]
+    return Result(name, ms(measured), ms(floor), f"{ratio:.2f}×", f"≤ {target}×", ratio <= target, details)
+
+
+def run() -> list[Result]:
+    handler = load_sample_handler()
+    return [measure_case(handler, *case) for case in CASES]
+
+
+if __name__ == "__main__":
+    main_for(run)

@@ -1,0 +1,118 @@
+"""Run every benchmark and (re)write bench/RESULTS.md.
+
+    python -m bench.run_all            # from the project root (or `make bench`)
+
+Each benchmark also runs alone: python -m bench.handler_cost (http_overhead,
+cold_start, batch_transform). They report, they do not assert: the exit code is 0
+whatever the verdicts, non-zero only if a benchmark could not run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+
+from bench._common import ROOT, Result, machine, now_utc, table
+
+MODULES = ["handler_cost", "http_overhead", "cold_start", "batch_transform"]
+RESULTS_MD = ROOT / "bench" / "RESULTS.md"
+
+METHOD = """\
+## Method
+
+Every ratio is against a floor measured in the same run, interleaved with the
+measurement so the machine's noise hits both alike; medians throughout. Ratios are
+measured ÷ floor for times, measured ÷ floor (as a share) for rates.
+
+- **handler_cost**: `LoadedHandler.invoke(body, content_type, accept)` (input_fn →
+  predict_fn → output_fn, in process) on the sample model from
+  `endpointctl.training.write_sample_model`, against `model.predict_proba` on the
+  already-parsed rows, alternated call by call. The handler's parts are timed in the
+  same rounds (details). 10,000-row CSV is answered as text/csv.
+- **http_overhead**: `LocalEndpoint` (gunicorn, sync workers) on loopback. p50: a
+  sequential raw-socket client in another process alternates one HTTP request (new
+  connection each; the sync workers close every connection) with one in-process
+  invoke. Throughput: `wrk -t1 -cN` with a Lua POST script against N workers,
+  alternated with N processes calling the handler in a loop at once for as long
+  (N ÷ handler time, under the same contention; the share against a single process's
+  handler time is in the details, with CPU time per request of server and wrk).
+- **cold_start**: `python -m endpointctl serve --workers 1` from spawn to the first 200
+  from `/ping` (polled every 2 ms), against a bare `python -c "import numpy, sklearn,
+  joblib; joblib.load(...)"` up to the moment it reports the model loaded; alternated.
+- **batch_transform**: `endpointctl.transform.transform_local` (line-aligned mini-batches
+  ≤ 6 MB POSTed as text/csv, Accept text/csv, output assembled into `<input>.out`)
+  on 200,000 × 5 rows against a `LocalEndpoint`, against `np.loadtxt` of the whole file
+  + `predict_proba`; alternated.
+"""
+
+
+def tool_versions() -> str:
+    import gunicorn
+
+    wrk = shutil.which("wrk")
+    wrk_version = "not installed"
+    if wrk:
+        done = subprocess.run([wrk, "-v"], capture_output=True, text=True)
+        wrk_version = (done.stdout or done.stderr).split("[")[0].strip() or "unknown"
+    return f"gunicorn {gunicorn.__version__}, {wrk_version}"
+
+
+def main() -> int:
+    started = time.perf_counter()
+    load_before = os.getloadavg()[0]
+    results: list[Result] = []
+    timings: list[str] = []
+    broken = 0
+    for name in MODULES:
+        print(f"== bench.{name}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            rows = importlib.import_module(f"bench.{name}").run()
+        except Exception as error:  # record it, and go on with the others
+            broken += 1
+            traceback.print_exc()
+            rows = [Result(f"{name} (did not run)", "—", "—", "—", "—", False, [f"{type(error).__name__}: {error}"])]
+        results.extend(rows)
+        timings.append(f"{name} {time.perf_counter() - t0:.0f}s")
+        print(table(rows), flush=True)
+
+    failed = [r.benchmark for r in results if r.passed is False]
+    summary = (f"{sum(r.passed is True for r in results)} pass, {len(failed)} fail"
+               + (f" ({'; '.join(failed)})" if failed else ""))
+    details = []
+    for r in results:
+        if r.details:
+            details.append(f"- **{r.benchmark}**")
+            details.extend(f"  - {line}" for line in r.details)
+    text = "\n".join([
+        "# Benchmark results",
+        "",
+        f"- Date: {now_utc()}",
+        f"- Machine: {machine()}",
+        f"- Tools: {tool_versions()}; interpreter {sys.executable}",
+        f"- Command: `python -m bench.run_all` ({', '.join(timings)}; total {time.perf_counter() - started:.0f}s)",
+        f"- Load average (1 min) at start / end: {load_before:.2f} / {os.getloadavg()[0]:.2f} "
+        "(other work on the machine shows here; the interleaving is what keeps ratios comparable)",
+        f"- Summary: {summary}",
+        "",
+        table(results),
+        "",
+        "## Details",
+        "",
+        *details,
+        "",
+        METHOD,
+    ])
+    RESULTS_MD.write_text(text)
+    print(f"\n{summary}\nwrote {RESULTS_MD.relative_to(ROOT)} ({platform.node()})")
+    return 1 if broken else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

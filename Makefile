@@ -46,7 +46,8 @@ demo: setup
 	$(PY) -m endpointctl demo
 
 bench: setup
-	@command -v wrk >/dev/null || (apt-get install -y wrk >/dev/null 2>&1 || sudo apt-get install -y wrk)
+	@command -v wrk >/dev/null || { echo "installing wrk (the load generator) with apt-get"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; }
 	$(PY) -m bench.run_all
 
 synth: setup

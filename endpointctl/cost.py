@@ -71,11 +71,17 @@ def estimate(env: Environment, *, requests_per_day: float, duration_ms: float) -
 def render(env: Environment, lines: list[Line], *, requests_per_day: float, duration_ms: float) -> str:
     width = max(len(line.item) for line in lines)
     out = [f"{env.stack_name} ({env.endpoint.kind}) — assuming {requests_per_day:,.0f} requests/day, "
-           f"{duration_ms:g} ms each, {ASSUMED_REQUEST_KB:g} KB per request and response, us-east-1 list prices:"]
+           f"{duration_ms:g} ms each, {ASSUMED_REQUEST_KB:g} KB per request and response, and us-east-1 list prices "
+           "(assumed; check https://aws.amazon.com/sagemaker/pricing/ for your region):"]
     for line in lines:
         out.append(f"  {line.item:<{width}}  {line.quantity:>22}  at {line.unit_price:<22}  ${line.monthly_usd:>10,.2f}/month")
     total = sum(line.monthly_usd for line in lines)
     out.append(f"  {'total':<{width}}  {'':>22}     {'':<22}  ${total:>10,.2f}/month")
+    if isinstance(env.endpoint, InstanceEndpoint) and env.endpoint.autoscaling:
+        ceiling = env.endpoint.autoscaling.max_instances
+        extra = sum(INSTANCE_HOURLY.get(v.instance_type, 0.0) * HOURS_PER_MONTH * (ceiling - v.instance_count)
+                    for v in env.endpoint.variants)
+        out.append(f"  autoscaling may add up to ${extra:,.2f}/month (every variant at max_instances={ceiling})")
     return "\n".join(out)
 
 

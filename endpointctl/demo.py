@@ -93,7 +93,7 @@ def cdk(*args: str, output: Path, quiet: bool = False) -> str:
         raise CommandError(f"`cdk {' '.join(args)}` failed:\n{(result.stdout + result.stderr)[-3000:]}")
     if not quiet:
         for line in (result.stdout + result.stderr).splitlines():
-            if line.strip().startswith(("✅", "Outputs", "rc-", "Stack ARN", "✨", "⏳", "Environment")):
+            if line.strip().startswith(("✅", "Outputs", "✨")) or " = " in line:
                 print(f"    {line.strip()}")
     return result.stdout + result.stderr
 

@@ -527,7 +527,7 @@ def _parse_environment(problems: list[str], name: str, raw: Any, project: Projec
     if bool(network.subnet_ids) != bool(network.security_group_ids):
         nr.fail("subnet_ids", subnets, "subnet_ids and security_group_ids together (a VPC needs both)")
     if isinstance(endpoint, ServerlessEndpoint) and (network.subnet_ids or network.isolation):
-        nr.fail("isolation" if network.isolation else "subnet_ids", raw_or_none(nr), "nothing: serverless endpoints take no VPC and no network isolation")
+        nr.fail("isolation" if network.isolation else "subnet_ids", nr.data or None, "nothing: serverless endpoints take no VPC and no network isolation")
     nr.finish()
 
     env = Environment(
@@ -549,10 +549,6 @@ def _parse_environment(problems: list[str], name: str, raw: Any, project: Projec
     r.finish()
     _check_names(r, env)
     return env
-
-
-def raw_or_none(r: _Reader) -> Any:
-    return r.data or None
 
 
 def _check_names(r: _Reader, env: Environment) -> None:

@@ -4,6 +4,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# The sklearn image runs Python 3.9: use it for the image's serving code when it runs here.
+IMAGE_PYTHON ?= $(shell for p in python3.9 $$HOME/.pyenv/versions/3.9*/bin/python3.9; do $$p -c '' 2>/dev/null && { command -v $$p || echo $$p; } && break; done)
 VENV := .venv
 IMAGE_VENV := .venv-image
 PY := $(VENV)/bin/python
@@ -35,7 +37,9 @@ node_modules/.installed: package.json package-lock.json
 
 # The sklearn image's own serving code (sagemaker-containers, Flask 1.1.1) for parity tests.
 $(IMAGE_VENV)/.installed: requirements-image.txt
-	$(PYTHON) -m venv $(IMAGE_VENV)
+	rm -rf $(IMAGE_VENV)
+	$(or $(IMAGE_PYTHON),$(PYTHON)) -m venv $(IMAGE_VENV)
+	$(IMAGE_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(IMAGE_VENV)/bin/python -m pip install --quiet -r requirements-image.txt
 	@touch $@
 

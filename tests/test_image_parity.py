@@ -1,7 +1,8 @@
 """Our local endpoint against the sklearn 1.2-1 image's own serving code.
 
 The image's serving code (sagemaker-containers 2.8.6.post2 under gunicorn, Flask 1.1.1,
-Werkzeug 0.15.6) runs in `.venv-image` (built by `make test`), fed the very
+Werkzeug 0.15.6) runs in `.venv-image` (built by `make test`; Python 3.9 with numpy
+1.24.1 and scikit-learn 1.2.1 as in the image when the machine has 3.9), fed the very
 `sourcedir.tar.gz` the stack ships. The same requests go to both servers; status,
 content type and body must agree. This is what "serves the handler as SageMaker
 would" means, checked rather than assumed.

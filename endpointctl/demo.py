@@ -26,7 +26,7 @@ from typing import Iterator
 import boto3
 
 from endpointctl.errors import CommandError
-from endpointctl.local import LocalEndpoint, free_port, wait_for_ping
+from endpointctl.local import LocalEndpoint, free_port
 from stacks.config import PROJECT_ROOT, load_config
 
 ACCOUNT = "123456789012"

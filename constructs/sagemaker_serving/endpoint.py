@@ -217,7 +217,7 @@ class ServingEndpoint(Construct):
         variant_name: str | None = None,
         namespace: str = NAMESPACE,
         statistic: str = "Average",
-        period: cdk.Duration = cdk.Duration.minutes(5),
+        period: cdk.Duration | None = None,
         unit: cloudwatch.Unit | None = None,
     ) -> cloudwatch.Metric:
         return cloudwatch.Metric(
@@ -225,7 +225,7 @@ class ServingEndpoint(Construct):
             metric_name=metric_name,
             dimensions_map={"EndpointName": self._endpoint_name, "VariantName": variant_name or self.variant_names[0]},
             statistic=statistic,
-            period=period,
+            period=period or cdk.Duration.minutes(5),
             unit=unit,
         )
 

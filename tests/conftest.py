@@ -87,7 +87,8 @@ def _cases(sample_model: Path) -> dict[str, dict[str, Any]]:
                  "model_data": model},
             ],
             "rollout": {"strategy": "linear", "step_percent": 25, "wait_s": 120, "baking_s": 300},
-        }
+        },
+        "network": {"subnet_ids": ["subnet-0a1b2c3d4e5f60718"], "security_group_ids": ["sg-0a1b2c3d4e5f60718"]},
     }
     return {
         "dev": {"env": "dev", "serving": base},

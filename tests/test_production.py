@@ -175,6 +175,17 @@ def test_rollout_limits_are_sagemakers():
         **endpoint, "rollout": {"strategy": "linear", "step_percent": 10, "wait_s": 360, "baking_s": 600, "max_execution_s": 3600}}))
 
 
+def test_a_vpc_model_role_may_attach_network_interfaces(synthesized):
+    template = synthesized.templates["staging-ab"]
+    policy = json.dumps([v for k, v in template["Resources"].items() if k.startswith("InferenceRoleDefaultPolicy")])
+    assert "ec2:CreateNetworkInterface" in policy and "ec2:DescribeSubnets" in policy
+    for model in synthesized.resources("staging-ab", "AWS::SageMaker::Model").values():
+        if "VpcConfig" in model["Properties"]:
+            assert model["Properties"]["VpcConfig"]["Subnets"] == ["subnet-0a1b2c3d4e5f60718"]
+            assert "EnableNetworkIsolation" not in model["Properties"]
+    assert "ec2:" not in json.dumps(synthesized.templates["prod"])
+
+
 def test_serverless_refuses_vpc_and_data_capture():
     assert "serverless endpoints take no VPC and no network isolation" in refused(env_config("dev", network={"isolation": True}))
     assert "serverless endpoints have no data capture" in refused(

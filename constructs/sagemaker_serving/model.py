@@ -191,12 +191,24 @@ class SklearnModel(Construct):
         acknowledge_wildcard_resource(
             role, log_groups, f"SageMaker names the log group {log_group_prefix}[/job] and a stream per instance"
         )
+        if subnet_ids:
+            # In a VPC, CreateModel and the container attach network interfaces as this
+            # role; without these it fails on AWS, not at synth.
+            iam.Grant.add_to_principal(
+                grantee=role,
+                actions=[
+                    "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
+                    "ec2:DeleteNetworkInterfacePermission", "ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs",
+                ],
+                resource_arns=["*"],
+            )
         acknowledge_in_compliance_packs(role, "IAMNoInlinePolicy", INLINE_POLICY_REASON)
         acknowledge(
             role,
             "AwsSolutions-IAM5[Resource::*]",
-            "ecr:GetAuthorizationToken and cloudwatch:PutMetricData have no resource-level form; "
-            "PutMetricData is limited to the /aws/sagemaker/* namespaces by condition",
+            "ecr:GetAuthorizationToken, cloudwatch:PutMetricData and the EC2 Describe/NetworkInterface actions a "
+            "VPC model needs have no usable resource-level form; PutMetricData is limited to /aws/sagemaker/* by condition",
         )
         # CreateModel and the container's start read S3 and ECR as the role: wait for
         # its policy, not only the role (which ExecutionRoleArn already orders), or

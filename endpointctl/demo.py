@@ -89,6 +89,8 @@ def cdk(*args: str, output: Path, quiet: bool = False) -> str:
     env = {**os.environ, "PATH": f"{binary.parent}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     command = [str(binary), *args, "--output", str(output), "--no-notices", "--no-version-reporting"]
     result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    if result.returncode in (130, -2) or "KeyboardInterrupt" in result.stderr:
+        raise KeyboardInterrupt  # Ctrl-C reached cdk first: stop quietly, cleaning up
     if result.returncode != 0:
         raise CommandError(f"`cdk {' '.join(args)}` failed:\n{(result.stdout + result.stderr)[-3000:]}")
     if not quiet:

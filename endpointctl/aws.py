@@ -16,7 +16,7 @@ def client(service: str):
     try:
         return boto3.client(service)
     except NoRegionError:
-        raise CommandError("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION), or configure a profile") from None
+        raise CommandError("no AWS region: set AWS_DEFAULT_REGION or configure a profile with a region") from None
 
 
 def describe(call, *args, **kwargs):

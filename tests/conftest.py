@@ -27,6 +27,16 @@ def serving_config(**overrides: Any) -> dict[str, Any]:
     return raw
 
 
+def env_config(name: str, endpoint: dict | None = None, **env_overrides: Any) -> dict[str, Any]:
+    """cdk.json's `serving` object with one environment's keys overridden."""
+    raw = serving_config()
+    merged = {**raw["environments"][name], **env_overrides}
+    if endpoint is not None:
+        merged["endpoint"] = endpoint
+    raw["environments"][name] = merged
+    return raw
+
+
 @pytest.fixture(scope="session")
 def sample_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from endpointctl.training import write_sample_model

@@ -13,13 +13,7 @@ import joblib
 import pytest
 
 from stacks.config import ConfigError, load_config, parse_config
-from tests.conftest import ROOT, serving_config
-
-
-def env_config(name: str, **env_overrides):
-    raw = serving_config()
-    raw["environments"][name] = {**raw["environments"][name], **env_overrides}
-    return raw
+from tests.conftest import ROOT, env_config, serving_config
 
 
 def problems_of(raw) -> str:

@@ -8,16 +8,7 @@ import tarfile
 import pytest
 
 from stacks.config import ConfigError, parse_config
-from tests.conftest import serving_config
-
-
-def env_config(name: str, endpoint: dict | None = None, **env_overrides):
-    raw = serving_config()
-    merged = {**raw["environments"][name], **env_overrides}
-    if endpoint is not None:
-        merged["endpoint"] = endpoint
-    raw["environments"][name] = merged
-    return raw
+from tests.conftest import env_config
 
 
 def refused(raw) -> str:

@@ -30,6 +30,43 @@ def _service_linked_role(scope: Construct) -> iam.IRole:
     return iam.Role.from_role_arn(scope, "ServiceLinkedRole", arn, mutable=False)
 
 
+def _track(
+    scope: Construct,
+    id: str,
+    *,
+    endpoint: ServingEndpoint,
+    resource_id: str,
+    dimension: str,
+    capacity: tuple[int, int],
+    metric: autoscaling.PredefinedMetric,
+    policy_id: str,
+    target_value: float,
+    cooldowns: tuple[cdk.Duration, cdk.Duration],
+    role: iam.IRole,
+) -> autoscaling.ScalableTarget:
+    """A scalable target on one variant, tracking one predefined metric; it depends on the
+    endpoint, so CloudFormation deregisters it before deleting the endpoint."""
+    target = autoscaling.ScalableTarget(
+        scope,
+        id,
+        service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
+        resource_id=resource_id,
+        scalable_dimension=dimension,
+        min_capacity=capacity[0],
+        max_capacity=capacity[1],
+        role=role,
+    )
+    target.node.add_dependency(endpoint)
+    target.scale_to_track_metric(
+        policy_id,
+        target_value=target_value,
+        predefined_metric=metric,
+        scale_in_cooldown=cooldowns[0],
+        scale_out_cooldown=cooldowns[1],
+    )
+    return target
+
+
 class InstanceCountScaling(Construct):
     def __init__(
         self,
@@ -47,28 +84,17 @@ class InstanceCountScaling(Construct):
         super().__init__(scope, id)
         if endpoint.serverless:
             raise ValueError("InstanceCountScaling: a serverless endpoint has no instance count")
-        self.targets: list[autoscaling.ScalableTarget] = []
         role = _service_linked_role(self)
-        for variant in endpoint.variant_names:
-            target = autoscaling.ScalableTarget(
-                self,
-                variant,
-                service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
-                resource_id=_resource_id(endpoint_name, variant),
-                scalable_dimension="sagemaker:variant:DesiredInstanceCount",
-                min_capacity=min_instances,
-                max_capacity=max_instances,
-                role=role,
+        self.targets = [
+            _track(
+                self, variant, endpoint=endpoint, resource_id=_resource_id(endpoint_name, variant),
+                dimension="sagemaker:variant:DesiredInstanceCount", capacity=(min_instances, max_instances),
+                metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
+                policy_id="InvocationsPerInstance", target_value=target_invocations_per_instance,
+                cooldowns=(scale_in_cooldown, scale_out_cooldown), role=role,
             )
-            target.node.add_dependency(endpoint)
-            target.scale_to_track_metric(
-                "InvocationsPerInstance",
-                target_value=target_invocations_per_instance,
-                predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
-                scale_in_cooldown=scale_in_cooldown,
-                scale_out_cooldown=scale_out_cooldown,
-            )
-            self.targets.append(target)
+            for variant in endpoint.variant_names
+        ]
 
 
 class ProvisionedConcurrencyScaling(Construct):
@@ -89,21 +115,10 @@ class ProvisionedConcurrencyScaling(Construct):
         if not endpoint.serverless:
             raise ValueError("ProvisionedConcurrencyScaling: only serverless endpoints have provisioned concurrency")
         variant = endpoint.variant_names[0]
-        self.target = autoscaling.ScalableTarget(
-            self,
-            "Target",
-            service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
-            resource_id=_resource_id(endpoint_name, variant),
-            scalable_dimension="sagemaker:variant:DesiredProvisionedConcurrency",
-            min_capacity=min_concurrency,
-            max_capacity=max_concurrency,
-            role=_service_linked_role(self),
-        )
-        self.target.node.add_dependency(endpoint)
-        self.target.scale_to_track_metric(
-            "ProvisionedConcurrencyUtilization",
-            target_value=target_utilization,
-            predefined_metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_PROVISIONED_CONCURRENCY_UTILIZATION,
-            scale_in_cooldown=scale_in_cooldown,
-            scale_out_cooldown=scale_out_cooldown,
+        self.target = _track(
+            self, "Target", endpoint=endpoint, resource_id=_resource_id(endpoint_name, variant),
+            dimension="sagemaker:variant:DesiredProvisionedConcurrency", capacity=(min_concurrency, max_concurrency),
+            metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_PROVISIONED_CONCURRENCY_UTILIZATION,
+            policy_id="ProvisionedConcurrencyUtilization", target_value=target_utilization,
+            cooldowns=(scale_in_cooldown, scale_out_cooldown), role=_service_linked_role(self),
         )

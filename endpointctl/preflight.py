@@ -21,10 +21,9 @@ from pathlib import Path
 from typing import Iterator
 
 from endpointctl.serving import DEFAULT_PROGRAM, ServingError, load_handler, prepare_code, unpack_model
+from stacks.config import IMAGE_SKLEARN_VERSIONS
 
 MODEL_FILENAME = "model.joblib"
-# scikit-learn inside each serving image (aws/sagemaker-scikit-learn-container).
-IMAGE_SKLEARN_VERSIONS = {"1.2-1": "1.2.1", "1.0-1": "1.0.2", "0.23-1": "0.23.2", "0.20.0": "0.20.0"}
 INSTANCE_RESPONSE_LIMIT = 6 * 1024 * 1024
 
 

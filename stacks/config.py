@@ -20,7 +20,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = PROJECT_ROOT / "cdk.json"
 CONTEXT_KEY = "serving"
 ENVIRONMENT_NAMES = ("dev", "staging", "prod")
-KNOWN_FRAMEWORK_VERSIONS = ("0.20.0", "0.23-1", "1.0-1", "1.2-1")
+# scikit-learn inside each serving image (aws/sagemaker-scikit-learn-container); the
+# images' ECR accounts per region are in constructs/sagemaker_serving/sklearn_images.json.
+IMAGE_SKLEARN_VERSIONS = {"1.2-1": "1.2.1", "1.0-1": "1.0.2", "0.23-1": "0.23.2", "0.20.0": "0.20.0"}
 
 # SageMaker's limits (../shared/reference/SAGEMAKER.md, "Limits").
 SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
@@ -581,7 +583,7 @@ def parse_config(raw: Any) -> ServingConfig:
         team_fullname=r.string("team_fullname", CAMEL_NAME, "PascalCase letters and digits", required=True),
         project=r.string("project", LOWER_NAME, "lowercase letters, digits and hyphens", required=True),
         project_camel=r.string("project_camel", CAMEL_NAME, "PascalCase letters and digits", required=True),
-        framework_version=r.choice("framework_version", KNOWN_FRAMEWORK_VERSIONS, "1.2-1"),
+        framework_version=r.choice("framework_version", tuple(IMAGE_SKLEARN_VERSIONS), "1.2-1"),
     )
     defaults = {"model_data": r.get("model_data", "model.tar.gz")}
     raw_envs = r.get("environments", required=True)

@@ -131,7 +131,3 @@ class EndpointAlarms(Construct):
             comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
             treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
         )
-
-    @property
-    def alarm_names(self) -> list[str]:
-        return [a.alarm_name for a in self.alarms]

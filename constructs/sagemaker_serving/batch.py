@@ -62,7 +62,6 @@ class BatchTransform(Construct):
             )
         )
         self.role.add_to_principal_policy(_list_prefixes(bucket_arn, INPUT_PREFIX))
-        self.kms_key = kms_key
         if kms_key is not None:
             kms_key.grant(self.role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")  # the bucket is SSE-KMS; outputs are encrypted with it
         self.model = SklearnModel(

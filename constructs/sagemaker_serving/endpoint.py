@@ -94,7 +94,6 @@ class ServingEndpoint(Construct):
                     ),
                 )
             ]
-            models = [serverless.model]
         else:
             assert instance_variants is not None
             self.variant_names = [v.name for v in instance_variants]
@@ -109,7 +108,6 @@ class ServingEndpoint(Construct):
                 )
                 for v in instance_variants
             ]
-            models = [v.model for v in instance_variants]
 
         self.config = sagemaker.CfnEndpointConfig(
             self,
@@ -132,7 +130,6 @@ class ServingEndpoint(Construct):
                 for t in ("DesiredWeight", "DataCaptureConfig")
             ] if retain_instance_counts else None,
         )
-        self.models = models
         self._endpoint_name = endpoint_name
 
     @staticmethod

@@ -4,23 +4,29 @@ What the container does, and so what this does (checked against its own serving 
 sagemaker-containers 2.8.6.post2, in tests/test_image_parity.py):
 - unpack `model.tar.gz` into a model directory and call `model_fn(model_dir)`;
 - import SAGEMAKER_PROGRAM from SAGEMAKER_SUBMIT_DIRECTORY (a gzip tar or a folder);
-- `GET /ping` and `POST /invocations`; everything else is 404, a wrong method 405;
+- nginx's routing: a path not starting /ping, /invocations or /execution-parameters is
+  answered `404 {}`; behind it Flask's: `GET /ping`, `POST /invocations`, automatic
+  HEAD and OPTIONS, Werkzeug 0.15's 404/405/500 pages, byte for byte;
 - Content-Type from the `ContentType` or `Content-Type` header, default
   application/json; Accept missing or `*/*` becomes SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT;
 - the body reaches `input_fn` as str for exactly application/json or text/csv
   (invalid UTF-8 replaced by U+FFFD), as bytes otherwise;
 - `output_fn` returning `(body, content_type)` is sent with 200; a response object is
-  sent as it is, status included; any exception from the four functions is a 500.
-Differences, on purpose: the model is loaded once before the server listens (the
-container loads it on each worker's first request), so `/ping` answers 200 only when
-the model is ready; and there is no nginx in front.
+  sent as it is, status included; any exception from the four functions is a 500,
+  with the traceback in the server log.
+Where it cannot or does not match the container (README, "Where the local endpoint
+differs"): the model is loaded once before the server listens (the container loads it
+on each worker's first request), gunicorn runs sync workers (the container: gevent),
+and the code runs on this machine's Python and numpy unless served from .venv-image.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
+import re
 import sys
 import tarfile
 import traceback
@@ -124,15 +130,35 @@ def load_handler(model_dir: Path, code_dir: Path, program: str = DEFAULT_PROGRAM
 
 StartResponse = Callable[..., Any]
 
-_ERROR_PAGE = (
-    b'<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n<title>500 Internal Server Error</title>\n'
-    b"<h1>Internal Server Error</h1>\n<p>The server encountered an internal error and was unable to complete "
-    b"your request. Either the server is overloaded or there is an error in the application.</p>\n"
-)
+# nginx in the container proxies only paths matching this (sagemaker-containers'
+# etc/nginx.conf.template, `location ~ ^/(ping|invocations|execution-parameters)`) and
+# answers every other path itself with `return 404 "{}"` under `default_type
+# application/octet-stream`. tests/test_image_parity.py reads the template to check both.
+NGINX_PROXIED = re.compile(r"^/(ping|invocations|execution-parameters)")
+NGINX_NOT_FOUND = ("404 Not Found", b"{}", "application/octet-stream")
+
+# The container's Flask 1.1.1 app has exactly these routes (`/execution-parameters`
+# only when the handler defines execution_parameters_fn; ours does not), with Flask's
+# automatic HEAD and OPTIONS, in the order Flask lists them in `Allow`.
+ROUTES = {"/ping": ("HEAD", "GET", "OPTIONS"), "/invocations": ("POST", "OPTIONS")}
+
+# Werkzeug 0.15.6's error pages, byte for byte, as the container sends them (text/html,
+# no charset).
+_PAGE = '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n<title>{code} {name}</title>\n<h1>{name}</h1>\n<p>{text}</p>\n'
+ERROR_PAGES = {
+    404: _PAGE.format(code=404, name="Not Found", text="The requested URL was not found on the server. If you entered "
+                      "the URL manually please check your spelling and try again.").encode(),
+    405: _PAGE.format(code=405, name="Method Not Allowed", text="The method is not allowed for the requested URL.").encode(),
+    500: _PAGE.format(code=500, name="Internal Server Error", text="The server encountered an internal error and was "
+                      "unable to complete your request. Either the server is overloaded or there is an error in the "
+                      "application.").encode(),
+}
+STATUS_LINES = {200: "200 OK", 404: "404 NOT FOUND", 405: "405 METHOD NOT ALLOWED", 500: "500 INTERNAL SERVER ERROR"}
 
 
 class InvocationsApp:
-    """The container's `/ping` + `/invocations` contract as a plain WSGI callable."""
+    """The container's nginx routing plus its Flask app's `/ping` and `/invocations`,
+    as a plain WSGI callable."""
 
     def __init__(self, handler: LoadedHandler, *, default_accept: str = "application/json"):
         self.handler = handler
@@ -141,15 +167,19 @@ class InvocationsApp:
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
+        if not NGINX_PROXIED.match(path):
+            status, body, mimetype = NGINX_NOT_FOUND
+            return self._send(start_response, status, body, mimetype)
+        allowed = ROUTES.get(path)
+        if allowed is None:
+            return self._error(start_response, 404)
+        if method not in allowed:
+            return self._error(start_response, 405, allow=allowed)
+        if method == "OPTIONS":
+            return self._send(start_response, STATUS_LINES[200], b"", "text/html; charset=utf-8", allow=allowed)
         if path == "/ping":
-            if method not in ("GET", "HEAD"):
-                return self._plain(start_response, "405 METHOD NOT ALLOWED", b"")
-            return self._plain(start_response, "200 OK", b"", "application/json")
-        if path == "/invocations":
-            if method != "POST":
-                return self._plain(start_response, "405 METHOD NOT ALLOWED", b"")
-            return self._invoke(environ, start_response)
-        return self._plain(start_response, "404 NOT FOUND", b"")
+            return self._send(start_response, STATUS_LINES[200], b"", "application/json")
+        return self._invoke(environ, start_response)
 
     def _invoke(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         content_type = environ.get("HTTP_CONTENTTYPE") or environ.get("CONTENT_TYPE") or "application/json"
@@ -164,20 +194,37 @@ class InvocationsApp:
         try:
             result = self.handler.invoke(body, content_type, accept)
         except Exception:  # the container: any handler exception is a 500 with an HTML page
-            log.error("handler raised:\n%s", traceback.format_exc())
-            return self._plain(start_response, "500 INTERNAL SERVER ERROR", _ERROR_PAGE, "text/html")
+            log.error("Exception on /invocations [POST]\n%s", traceback.format_exc())
+            return self._error(start_response, 500)
         if isinstance(result, tuple):
             payload, mimetype = result
             data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
-            return self._plain(start_response, "200 OK", data, mimetype)
-        # A response object (werkzeug's, from output_fn) is itself a WSGI app.
-        return result(environ, start_response)
+            if mimetype.startswith("text/") and "charset" not in mimetype:
+                mimetype += "; charset=utf-8"  # Flask adds it to text/* types
+            return self._send(start_response, STATUS_LINES[200], data, mimetype)
+        if callable(result):  # a response object (werkzeug's, from output_fn) is itself a WSGI app
+            return result(environ, start_response)
+        # What Flask 1.1's make_response does with anything else output_fn returns.
+        if isinstance(result, (str, bytes)):
+            data = result.encode("utf-8") if isinstance(result, str) else result
+            return self._send(start_response, STATUS_LINES[200], data, "text/html; charset=utf-8")
+        if isinstance(result, dict):
+            return self._send(start_response, STATUS_LINES[200], (json.dumps(result, sort_keys=True, separators=(",", ":")) + "\n").encode(),
+                              "application/json")
+        log.error("Exception on /invocations [POST]\nTypeError: output_fn returned a %s, which is not a valid response",
+                  type(result).__name__)
+        return self._error(start_response, 500)
+
+    def _error(self, start_response: StartResponse, code: int, *, allow: tuple[str, ...] = ()) -> list[bytes]:
+        return self._send(start_response, STATUS_LINES[code], ERROR_PAGES[code], "text/html", allow=allow)
 
     @staticmethod
-    def _plain(start_response: StartResponse, status: str, data: bytes, mimetype: str = "text/html") -> list[bytes]:
-        if mimetype.startswith("text/") and "charset" not in mimetype:
-            mimetype += "; charset=utf-8"
-        start_response(status, [("Content-Type", mimetype), ("Content-Length", str(len(data)))])
+    def _send(start_response: StartResponse, status: str, data: bytes, mimetype: str, *,
+              allow: tuple[str, ...] = ()) -> list[bytes]:
+        headers = [("Content-Type", mimetype), ("Content-Length", str(len(data)))]
+        if allow:
+            headers.append(("Allow", ", ".join(allow)))
+        start_response(status, headers)
         return [data]
 
 

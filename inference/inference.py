@@ -101,6 +101,8 @@ def _parse_json(text):
         document = json.loads(text)
     except ValueError as error:
         return RequestError(400, f"body is not valid JSON: {error}")
+    except RecursionError:  # not a ValueError: it would be a 500
+        return RequestError(400, "body is JSON nested too deeply; send {\"instances\": [[feature, ...], ...]}")
     if not isinstance(document, dict) or "instances" not in document:
         return RequestError(400, 'JSON body must be an object {"instances": [[feature, ...], ...]}')
     instances = document["instances"]

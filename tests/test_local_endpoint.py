@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -63,6 +64,17 @@ def test_client_errors_are_4xx_with_a_json_reason(endpoint):
 def test_only_the_containers_routes(endpoint):
     assert request(endpoint.url, "GET", "/invocations")[0] == 405
     assert request(endpoint.url, "GET", "/metrics")[0] == 404
+
+
+def test_a_handler_exception_is_a_500_with_the_traceback_in_the_server_log(sample_model, tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "inference.py").write_text((Path(__file__).parent / "image_serving" / "echo_inference.py").read_text())
+    with LocalEndpoint(model_data=sample_model, code=code) as running:
+        status, content_type, body = request(running.url, "POST", "/invocations", "raise in predict_fn")
+        log = running.stop()
+    assert (status, content_type) == (500, "text/html") and b"Internal Server Error" in body
+    assert "Traceback (most recent call last)" in log and "RuntimeError: raise in predict_fn" in log
 
 
 def test_workers_come_from_sagemaker_model_server_workers(sample_model):

@@ -188,6 +188,9 @@ class ServingStack(cdk.Stack):
             job_name_prefix=env.transform_job_prefix,
             max_payload_bytes=env.batch.payload_limit_bytes,
             kms_key=self.key,
+            subnet_ids=list(network.subnet_ids) or None,
+            security_group_ids=list(network.security_group_ids) or None,
+            network_isolation=network.isolation,
         )
 
         self._outputs(env)

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -220,13 +221,6 @@ def test_endpoint_config_and_model_are_named_by_cloudformation(synthesized):
         }
 
 
-def test_models_wait_for_their_roles_policy(synthesized):
-    template = synthesized.templates["dev"]
-    for model in synthesized.resources("dev", "AWS::SageMaker::Model").values():
-        role_id = model["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
-        policies = [k for k, v in template["Resources"].items() if v["Type"] == "AWS::IAM::Policy"
-                    and {"Ref": role_id} in v["Properties"]["Roles"]]
-        assert policies and set(policies) <= set(as_list(model.get("DependsOn", [])))
 
 
 # ------------------------------------------------------------------------ alarms
@@ -280,35 +274,21 @@ def test_email_subscription_only_when_configured(synthesized):
 
 def test_no_service_wide_actions_and_star_resources_only_where_unavoidable(synthesized):
     for case, template in synthesized.templates.items():
+        in_a_vpc = any("VpcConfig" in m["Properties"] for m in synthesized.resources(case, "AWS::SageMaker::Model").values())
         for statement in statements(template):
             actions = as_list(statement["Action"])
             assert not any(a == "*" or a.endswith(":*") for a in actions), (case, statement)
             if "*" in as_list(statement["Resource"]):
                 allowed = {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
-                if case == "staging-ab":  # a model in a VPC
+                if in_a_vpc:  # network interfaces have no resource-level form at creation
                     allowed |= {a for a in actions if a.startswith("ec2:") and ("NetworkInterface" in a or "Describe" in a)}
                 assert set(actions) <= allowed, (case, statement)
                 if "cloudwatch:PutMetricData" in actions:
                     assert statement["Condition"] == {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
 
 
-def test_launcher_starts_only_its_jobs_and_passes_no_role(synthesized):
-    launcher = synthesized.one("dev", "AWS::IAM::ManagedPolicy")["Properties"]["PolicyDocument"]["Statement"]
-    actions = {a for s in launcher for a in as_list(s["Action"])}
-    assert "iam:PassRole" not in actions  # CreateTransformJob takes no role
-    jobs = next(s for s in launcher if "sagemaker:CreateTransformJob" in as_list(s["Action"]))
-    assert set(as_list(jobs["Action"])) == {"sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob",
-                                           "sagemaker:StopTransformJob", "sagemaker:AddTags"}
-    assert "transform-job/rc-fraud-detection-dev-*" in json.dumps(jobs["Resource"])
 
 
-def test_only_the_batch_role_writes_batch_output(synthesized):
-    template = synthesized.templates["dev"]
-    batch = json.dumps(statements(template, "BatchTransformRole"))
-    inference = json.dumps(statements(template, "InferenceRole"))
-    assert "batch-output/*" in batch and "s3:PutObject" in batch
-    assert "batch-input/*" in batch
-    assert "batch-" not in inference and "s3:PutObject" not in inference
 
 
 def test_model_roles_read_single_objects_not_the_asset_bucket(synthesized):
@@ -317,6 +297,143 @@ def test_model_roles_read_single_objects_not_the_asset_bucket(synthesized):
         if "s3:GetObject" in as_list(statement["Action"]):
             resource = json.dumps(statement["Resource"])
             assert "batch-input" in resource or resource.endswith('.gz"]]}]'), statement
+
+
+
+# ------------------------------------------------------------ batch transform (issue 7)
+# A transform job runs as its model's role (CreateTransformJob takes no role), so batch
+# has its own model, run as the batch role, and the launcher passes no role.
+
+CASES = ("dev", "staging", "prod", "prod-pinned-imported", "staging-ab")
+
+
+def _logical_id(template: dict, prefix: str, type_: str) -> str:
+    found = [k for k, v in template["Resources"].items() if k.startswith(prefix) and v["Type"] == type_]
+    assert len(found) == 1, (prefix, found)
+    return found[0]
+
+
+def _batch(synthesized, case: str) -> dict:
+    template = synthesized.templates[case]
+    model_id = _logical_id(template, "BatchTransformModel", "AWS::SageMaker::Model")
+    endpoint_config = synthesized.one(case, "AWS::SageMaker::EndpointConfig")["Properties"]
+    first_variant_model = endpoint_config["ProductionVariants"][0]["ModelName"]["Fn::GetAtt"][0]
+    return {
+        "template": template,
+        "model": template["Resources"][model_id],
+        "model_id": model_id,
+        "endpoint_model": template["Resources"][first_variant_model],
+        "role_id": _logical_id(template, "BatchTransformRole", "AWS::IAM::Role"),
+        "launcher_id": _logical_id(template, "BatchTransformLauncherPolicy", "AWS::IAM::ManagedPolicy"),
+    }
+
+
+def _flat(value) -> str:
+    """A template value as text, intrinsic references as <ref>: literal (pinned) and
+    Fn::Join (region-agnostic) values compare alike."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(_flat(part) for part in parts)
+    return "<ref>"
+
+
+def _allowed(statements_: list[dict], action: str) -> list[dict]:
+    return [s for s in statements_ if s["Effect"] == "Allow" and action in as_list(s["Action"])]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_batch_model_is_the_endpoint_model_run_as_the_batch_role(synthesized, case):
+    batch = _batch(synthesized, case)
+    ours, endpoints = batch["model"]["Properties"], batch["endpoint_model"]["Properties"]
+    for key in ("Image", "ModelDataUrl"):
+        assert ours["PrimaryContainer"][key] == endpoints["PrimaryContainer"][key], key
+    for key in ("VpcConfig", "EnableNetworkIsolation"):  # the job runs where the endpoint runs
+        assert ours.get(key) == endpoints.get(key), key
+    for variable in ("SAGEMAKER_PROGRAM", "SAGEMAKER_SUBMIT_DIRECTORY"):
+        assert ours["PrimaryContainer"]["Environment"][variable] == endpoints["PrimaryContainer"]["Environment"][variable]
+    assert ours["ExecutionRoleArn"] == {"Fn::GetAtt": [batch["role_id"], "Arn"]}
+    assert endpoints["ExecutionRoleArn"] != ours["ExecutionRoleArn"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_batch_role_has_what_a_job_needs(synthesized, case):
+    batch = _batch(synthesized, case)
+    granted = statements(batch["template"], "BatchTransformRole")
+    reads, writes = _allowed(granted, "s3:GetObject"), _allowed(granted, "s3:PutObject")
+    assert any("/batch-input/*" in json.dumps(s["Resource"]) for s in reads)
+    assert [json.dumps(s["Resource"]) for s in writes] and all("/batch-output/*" in json.dumps(s["Resource"]) for s in writes)
+    # the model and code objects the batch model names, and only those
+    container = batch["model"]["Properties"]["PrimaryContainer"]
+    objects = {json.dumps(container["ModelDataUrl"]), json.dumps(container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"])}
+    keys = {re.search(r"/([^/\"]+)\"", o).group(1) for o in objects if "cdk-" in o}  # asset objects
+    for key in keys:
+        assert any(key in json.dumps(s["Resource"]) for s in reads), key
+    assert _allowed(granted, "ecr:BatchGetImage") and _allowed(granted, "ecr:GetDownloadUrlForLayer")
+    assert _allowed(granted, "ecr:GetAuthorizationToken")
+    logs = _allowed(granted, "logs:PutLogEvents")
+    assert logs and "/aws/sagemaker/TransformJobs" in json.dumps(logs)
+    kms = _allowed(granted, "kms:GenerateDataKey")  # every case has a key (created or imported)
+    assert kms and _allowed(granted, "kms:Decrypt")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_inference_role_has_no_batch_access(synthesized, case):
+    inference = json.dumps(statements(synthesized.templates[case], "InferenceRole"))
+    assert "batch-input" not in inference and "batch-output" not in inference
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_launcher_starts_jobs_only_with_the_batch_model_and_passes_no_role(synthesized, case):
+    batch = _batch(synthesized, case)
+    launcher = batch["template"]["Resources"][batch["launcher_id"]]["Properties"]["PolicyDocument"]["Statement"]
+    actions = {a for s in launcher for a in as_list(s["Action"])}
+    assert "iam:PassRole" not in actions  # CreateTransformJob takes no role
+    assert actions == {
+        "sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
+        "sagemaker:AddTags", "s3:PutObject", "s3:GetObject", "s3:ListBucket", "cloudformation:DescribeStacks",
+        "kms:Decrypt", "kms:GenerateDataKey",
+    }
+    prefix = synthesized.stacks[case].stack_name
+    for action in ("sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob", "sagemaker:AddTags"):
+        for statement in _allowed(launcher, action):
+            assert _flat(statement["Resource"]).endswith(f":transform-job/{prefix}-*"), statement
+    (create,) = _allowed(launcher, "sagemaker:CreateTransformJob")
+    assert create["Condition"] == {"ArnEquals": {"sagemaker:ModelArn": {"Fn::GetAtt": [batch["model_id"], "ModelArn"]}}}
+    (upload,) = _allowed(launcher, "s3:PutObject")
+    (download,) = _allowed(launcher, "s3:GetObject")
+    assert _flat(upload["Resource"]).endswith("/batch-input/*")
+    assert _flat(download["Resource"]).endswith("/batch-output/*")
+    (outputs,) = _allowed(launcher, "cloudformation:DescribeStacks")
+    assert _flat(outputs["Resource"]).endswith(f":stack/{prefix}/*")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_outputs_name_what_endpointctl_transform_needs(synthesized, case):
+    batch = _batch(synthesized, case)
+    outputs = {k: v["Value"] for k, v in batch["template"]["Outputs"].items()}
+    assert outputs["BatchModelName"] == {"Fn::GetAtt": [batch["model_id"], "ModelName"]}
+    assert outputs["BatchLauncherPolicyArn"] == {"Ref": batch["launcher_id"]}
+    assert _flat(outputs["BatchInputUri"]).endswith("/batch-input/")
+    assert _flat(outputs["BatchOutputUri"]).endswith("/batch-output/")
+    assert outputs["BatchJobNamePrefix"] == synthesized.stacks[case].stack_name
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_models_wait_for_their_roles_policy(synthesized, case):
+    """Not only the role: a model created before its policy is attached fails on S3/ECR."""
+    template = synthesized.templates[case]
+    models = synthesized.resources(case, "AWS::SageMaker::Model")
+    assert len(models) >= 2  # the endpoint's and batch's
+    for model in models.values():
+        role = model["Properties"]["ExecutionRoleArn"]
+        if "Fn::GetAtt" not in role:  # an imported role: its policies are not ours to wait for
+            continue
+        role_id = role["Fn::GetAtt"][0]
+        policies = [k for k, v in template["Resources"].items() if v["Type"] == "AWS::IAM::Policy"
+                    and {"Ref": role_id} in v["Properties"]["Roles"]]
+        assert policies and set(policies) <= set(as_list(model.get("DependsOn", [])))
 
 
 # --------------------------------------------------------------- removal, outputs

@@ -3,7 +3,8 @@
 `CreateTransformJob` takes a model name and no role: the job runs as the *model's*
 execution role. So batch gets its own model (same image, code and artifact) whose role
 may read `batch-input/` and write `batch-output/`, and the endpoint's role never can.
-The launcher needs no `iam:PassRole`: no role is passed.
+The launcher needs no `iam:PassRole`: no role is passed. It may start jobs only with
+the batch model, and read this stack's outputs, which is all `endpointctl transform` needs.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class BatchTransform(Construct):
         job_name_prefix: str,
         max_payload_bytes: int,
         kms_key: kms.IKey | None = None,
+        subnet_ids: list[str] | None = None,
+        security_group_ids: list[str] | None = None,
+        network_isolation: bool = False,
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
@@ -73,6 +77,10 @@ class BatchTransform(Construct):
             source=source,
             log_group_prefix=TRANSFORM_LOG_GROUP,
             max_request_bytes=max_payload_bytes,
+            # The job runs where the endpoint runs: same VPC, same isolation, same archives.
+            subnet_ids=subnet_ids,
+            security_group_ids=security_group_ids,
+            network_isolation=network_isolation,
         )
 
         job_arns = stack.format_arn(service="sagemaker", resource="transform-job", resource_name=f"{job_name_prefix}-*")
@@ -83,21 +91,27 @@ class BatchTransform(Construct):
             path=role_path,
         )
         self.launcher_policy.add_statements(
+            # Without the condition a launcher could start a job named like ours with any
+            # model in the account, and so run as that model's role.
             iam.PolicyStatement(
-                sid="TransformJobs",
-                actions=[
-                    "sagemaker:CreateTransformJob",
-                    "sagemaker:DescribeTransformJob",
-                    "sagemaker:StopTransformJob",
-                    "sagemaker:AddTags",
-                ],
+                sid="StartJobsWithTheBatchModel",
+                actions=["sagemaker:CreateTransformJob"],
                 resources=[job_arns],
-            )
+                conditions={"ArnEquals": {"sagemaker:ModelArn": self.model.model_arn}},
+            ),
+            iam.PolicyStatement(
+                sid="WatchStopAndTagJobs",  # AddTags: endpointctl tags the jobs it starts
+                actions=["sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob", "sagemaker:AddTags"],
+                resources=[job_arns],
+            ),
         )
+        this_stack = stack.format_arn(service="cloudformation", resource="stack", resource_name=f"{stack.stack_name}/*")
         self.launcher_policy.add_statements(
             iam.PolicyStatement(sid="UploadInputs", actions=["s3:PutObject"], resources=[inputs]),
             iam.PolicyStatement(sid="ReadOutputs", actions=["s3:GetObject"], resources=[outputs]),
             _list_prefixes(bucket_arn, INPUT_PREFIX, OUTPUT_PREFIX),
+            # endpointctl reads the batch model, bucket and key from the stack's outputs.
+            iam.PolicyStatement(sid="ReadStackOutputs", actions=["cloudformation:DescribeStacks"], resources=[this_stack]),
         )
         if kms_key is not None:
             self.launcher_policy.add_statements(iam.PolicyStatement(
@@ -108,6 +122,9 @@ class BatchTransform(Construct):
             acknowledge_wildcard_resource(construct, outputs, "objects under batch-output/ only: one object per input, named by SageMaker")
         acknowledge_wildcard_resource(
             self.launcher_policy, job_arns, f"only transform jobs named {job_name_prefix}-*: one name per run"
+        )
+        acknowledge_wildcard_resource(
+            self.launcher_policy, this_stack, "this stack only: CloudFormation appends the stack id to its ARN"
         )
 
     @property

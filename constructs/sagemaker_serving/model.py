@@ -220,3 +220,7 @@ class SklearnModel(Construct):
     @property
     def model_name(self) -> str:
         return self.resource.attr_model_name
+
+    @property
+    def model_arn(self) -> str:
+        return self.resource.attr_model_arn

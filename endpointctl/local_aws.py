@@ -1,4 +1,4 @@
-"""The local AWS for `make demo` and the end-to-end test: moto's server, with four
+"""The local AWS for `make demo` and the end-to-end test: moto's server, with five
 fixes to moto 5.2.5's CloudFormation layer that this stack needs. Each is a place where
 moto differs from CloudFormation; none changes what the stack asks for.
 
@@ -9,6 +9,8 @@ moto differs from CloudFormation; none changes what the stack asks for.
    runs, and the CDK always deploys through change sets: outputs would be empty.
 3. AWS::SageMaker::Endpoint: moto ignores EndpointName and invents one.
 4. AWS::IAM::ManagedPolicy: moto never deletes it on stack deletion.
+5. AWS::SageMaker::Model: moto knows only `Fn::GetAtt ModelName`; CloudFormation also
+   returns ModelArn (the launcher policy's condition names the batch model by it).
 
 Run: python -m endpointctl.local_aws -H 127.0.0.1 -p PORT   (moto_server's arguments)
 """
@@ -42,12 +44,22 @@ def _managed_policy_delete(cls, resource_name, cloudformation_json, account_id, 
     iam_backends[account_id]["global"].delete_policy(resource_name)
 
 
+def _model_attribute(self, attribute_name: str) -> str:
+    from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+    if attribute_name == "ModelName":
+        return self.model_name
+    if attribute_name == "ModelArn":
+        return self.arn
+    raise UnformattedGetAttTemplateException()
+
+
 def apply_fixes() -> None:
     from moto.cloudformation import models as cloudformation
     from moto.cloudformation.parsing import OutputMap
     from moto.iam.models import ManagedPolicy
     from moto.kms.models import Key
-    from moto.sagemaker.models import FakeEndpoint
+    from moto.sagemaker.models import FakeEndpoint, Model
 
     Key.create_from_cloudformation_json = classmethod(_kms_key_from_cloudformation)
 
@@ -60,6 +72,8 @@ def apply_fixes() -> None:
     cloudformation.ChangeSet.apply = apply_and_refresh_outputs
     FakeEndpoint.cloudformation_name_type = staticmethod(lambda: "EndpointName")
     ManagedPolicy.delete_from_cloudformation_json = classmethod(_managed_policy_delete)
+    Model.has_cfn_attr = classmethod(lambda cls, attr: attr in ("ModelName", "ModelArn"))
+    Model.get_cfn_attribute = _model_attribute
 
 
 def main() -> int:

@@ -10,6 +10,7 @@ ending in a newline (`AssembleWith=Line`), into `<input name>.out`.
 from __future__ import annotations
 
 import argparse
+import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -103,7 +104,8 @@ def run_transform_job(args: argparse.Namespace, *, max_payload_mb: int, max_conc
     env = environment(args.env)
     outputs = stack_outputs(args.env)
     bucket = outputs["BucketName"]
-    job_name = f"{env.transform_job_prefix}-{time.strftime('%Y%m%d-%H%M%S')}"
+    # The time says when; the suffix keeps two jobs started in the same second apart.
+    job_name = f"{env.transform_job_prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
     input_key = f"batch-input/{job_name}/{args.input.name}"
     output_prefix = f"batch-output/{job_name}/"
     s3 = client("s3")

@@ -43,7 +43,18 @@ $(IMAGE_VENV)/.installed: requirements-image.txt
 	$(IMAGE_VENV)/bin/python -m pip install --quiet -r requirements-image.txt
 	@touch $@
 
-test: setup $(IMAGE_VENV)/.installed
+# The nginx the image runs in front of gunicorn, for the parity tests: Debian's nginx
+# package unpacked into .tools/ (no service started, nothing installed system-wide).
+NGINX_DIR := .tools/nginx
+$(NGINX_DIR)/.installed:
+	rm -rf $(NGINX_DIR) .tools/debs && mkdir -p $(NGINX_DIR) .tools/debs
+	cd .tools/debs && { apt-get download nginx nginx-common 2>/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && apt-get download nginx nginx-common; }; }
+	for deb in .tools/debs/*.deb; do dpkg-deb -x $$deb $(NGINX_DIR); done
+	$(NGINX_DIR)/usr/sbin/nginx -v
+	@touch $@
+
+test: setup $(IMAGE_VENV)/.installed $(NGINX_DIR)/.installed
 	$(PY) -m pytest
 
 demo: setup
@@ -61,4 +72,4 @@ snapshot-update: setup
 	$(PY) -m pytest tests/test_snapshots.py --snapshot-update
 
 clean:
-	rm -rf $(VENV) $(IMAGE_VENV) node_modules cdk.out .pytest_cache
+	rm -rf $(VENV) $(IMAGE_VENV) .tools node_modules cdk.out .pytest_cache

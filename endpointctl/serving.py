@@ -1,23 +1,23 @@
 """A local endpoint that serves a handler the way the sklearn serving container does.
 
-What the container does, and so what this does (checked against its own serving code,
-sagemaker-containers 2.8.6.post2, in tests/test_image_parity.py):
+What the container does, and so what this does (tests/test_image_parity.py compares the
+two over real HTTP: the image's nginx, gunicorn and sagemaker-containers 2.8.6.post2
+against this):
 - unpack `model.tar.gz` into a model directory and call `model_fn(model_dir)`;
 - import SAGEMAKER_PROGRAM from SAGEMAKER_SUBMIT_DIRECTORY (a gzip tar or a folder);
-- nginx's routing: a path not starting /ping, /invocations or /execution-parameters is
-  answered `404 {}`; behind it Flask's: `GET /ping`, `POST /invocations`, automatic
-  HEAD and OPTIONS, Werkzeug 0.15's 404/405/500 pages, byte for byte;
+- nginx's routing: a path whose normalized form does not start /ping, /invocations or
+  /execution-parameters is answered `404 {}`; behind it Flask's: `GET /ping`, `POST
+  /invocations`, automatic HEAD and OPTIONS, and Werkzeug 0.15's 404/405/500 pages;
 - Content-Type from the `ContentType` or `Content-Type` header, default
   application/json; Accept missing or `*/*` becomes SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT;
 - the body reaches `input_fn` as str for exactly application/json or text/csv
   (invalid UTF-8 replaced by U+FFFD), as bytes otherwise;
-- `output_fn` returning `(body, content_type)` is sent with 200; a response object is
-  sent as it is, status included; any exception from the four functions is a 500,
-  with the traceback in the server log.
-Where it cannot or does not match the container (README, "Where the local endpoint
-differs"): the model is loaded once before the server listens (the container loads it
-on each worker's first request), gunicorn runs sync workers (the container: gevent),
-and the code runs on this machine's Python and numpy unless served from .venv-image.
+- `output_fn` returning `(body, content_type)` is sent with 200 and Werkzeug's charset
+  rules; a response object is sent as it is, status included; any exception from the
+  four functions is a 500, with the traceback in the server log.
+Where it does not match the container, and why: README, "Where the local endpoint
+differs" (model loaded before listening, sync workers, no nginx process, this machine's
+Python and numpy).
 """
 
 from __future__ import annotations
@@ -137,6 +137,19 @@ StartResponse = Callable[..., Any]
 NGINX_PROXIED = re.compile(r"^/(ping|invocations|execution-parameters)")
 NGINX_NOT_FOUND = ("404 Not Found", b"{}", "application/octet-stream")
 
+def _nginx_uri(path: str) -> str:
+    """The URI nginx matches locations against: slashes merged, `.` and `..` resolved.
+    It still proxies the path as it came, so Flask routes on the original."""
+    segments: list[str] = []
+    for segment in re.sub("/+", "/", path).split("/")[1:]:
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment != ".":
+            segments.append(segment)
+    return "/" + "/".join(segments)
+
+
 # The container's Flask 1.1.1 app has exactly these routes (`/execution-parameters`
 # only when the handler defines execution_parameters_fn; ours does not), with Flask's
 # automatic HEAD and OPTIONS, in the order Flask lists them in `Allow`.
@@ -156,6 +169,50 @@ ERROR_PAGES = {
 STATUS_LINES = {200: "200 OK", 404: "404 NOT FOUND", 405: "405 METHOD NOT ALLOWED", 500: "500 INTERNAL SERVER ERROR"}
 
 
+# Werkzeug 0.15.6's get_content_type: the types that get "; charset=utf-8" appended.
+_CHARSET_TYPES = frozenset({
+    "application/ecmascript", "application/javascript", "application/sql", "application/xml",
+    "application/xml-dtd", "application/xml-external-parsed-entity",
+})
+
+
+def _with_charset(mimetype: str) -> str:
+    """What Werkzeug 0.15.6 sends for a response built with `mimetype=`: it appends the
+    charset to text/*, +xml and a few known text types, even when one is already there."""
+    if mimetype.startswith("text/") or mimetype in _CHARSET_TYPES or mimetype.endswith("+xml"):
+        return mimetype + "; charset=utf-8"
+    return mimetype
+
+
+class UnsendableBody(TypeError):
+    """A body Werkzeug accepts into a response but cannot send: in the container it
+    fails inside gunicorn, which answers with its own 500 page; so does ours."""
+
+
+def _body_bytes(body: object) -> bytes:
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    if isinstance(body, (bytes, bytearray)):
+        return bytes(body)
+    raise UnsendableBody(f"the response body is a {type(body).__name__}, not str or bytes")
+
+
+def _as_flask_sends(result: object) -> tuple[bytes, str]:
+    """Body and Content-Type for what output_fn returned, when it is not a response
+    object: a tuple is the container's `Response(result[0], mimetype=result[1])`
+    (default mimetype application/json); anything else goes through Flask 1.1's
+    make_response (str/bytes as text/html, dict as JSON)."""
+    if isinstance(result, tuple):
+        if len(result) < 2:
+            raise ValueError(f"output_fn returned a tuple of {len(result)}; the container reads (body, content_type)")
+        return _body_bytes(result[0]), _with_charset("application/json" if result[1] is None else result[1])
+    if isinstance(result, (str, bytes, bytearray)):
+        return _body_bytes(result), _with_charset("text/html")
+    if isinstance(result, dict):
+        return (json.dumps(result, sort_keys=True, separators=(",", ":")) + "\n").encode(), "application/json"
+    raise TypeError(f"output_fn returned a {type(result).__name__}, which is not a valid response")
+
+
 class InvocationsApp:
     """The container's nginx routing plus its Flask app's `/ping` and `/invocations`,
     as a plain WSGI callable."""
@@ -167,9 +224,10 @@ class InvocationsApp:
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
-        if not NGINX_PROXIED.match(path):
+        if not NGINX_PROXIED.match(_nginx_uri(path)):
             status, body, mimetype = NGINX_NOT_FOUND
             return self._send(start_response, status, body, mimetype)
+        path = "/" + path.lstrip("/")  # Werkzeug 0.15's router ignores extra leading slashes
         allowed = ROUTES.get(path)
         if allowed is None:
             return self._error(start_response, 404)
@@ -196,24 +254,17 @@ class InvocationsApp:
         except Exception:  # the container: any handler exception is a 500 with an HTML page
             log.error("Exception on /invocations [POST]\n%s", traceback.format_exc())
             return self._error(start_response, 500)
-        if isinstance(result, tuple):
-            payload, mimetype = result
-            data = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
-            if mimetype.startswith("text/") and "charset" not in mimetype:
-                mimetype += "; charset=utf-8"  # Flask adds it to text/* types
-            return self._send(start_response, STATUS_LINES[200], data, mimetype)
         if callable(result):  # a response object (werkzeug's, from output_fn) is itself a WSGI app
             return result(environ, start_response)
-        # What Flask 1.1's make_response does with anything else output_fn returns.
-        if isinstance(result, (str, bytes)):
-            data = result.encode("utf-8") if isinstance(result, str) else result
-            return self._send(start_response, STATUS_LINES[200], data, "text/html; charset=utf-8")
-        if isinstance(result, dict):
-            return self._send(start_response, STATUS_LINES[200], (json.dumps(result, sort_keys=True, separators=(",", ":")) + "\n").encode(),
-                              "application/json")
-        log.error("Exception on /invocations [POST]\nTypeError: output_fn returned a %s, which is not a valid response",
-                  type(result).__name__)
-        return self._error(start_response, 500)
+        try:
+            data, mimetype = _as_flask_sends(result)
+        except UnsendableBody:
+            log.error("Exception on /invocations [POST]\n%s", traceback.format_exc())
+            raise
+        except (TypeError, ValueError) as error:  # Flask raises too: a 500
+            log.error("Exception on /invocations [POST]\n%s: %s", type(error).__name__, error)
+            return self._error(start_response, 500)
+        return self._send(start_response, STATUS_LINES[200], data, mimetype)
 
     def _error(self, start_response: StartResponse, code: int, *, allow: tuple[str, ...] = ()) -> list[bytes]:
         return self._send(start_response, STATUS_LINES[code], ERROR_PAGES[code], "text/html", allow=allow)

@@ -149,7 +149,7 @@ def test_endpointctl_against_the_deployed_stack(tmp_path):
         # policy can run `endpointctl transform --env dev --input x.csv`. moto does not
         # evaluate IAM, so the deployed policy document is evaluated here.
         launcher = deployed_policy(outputs["BatchLauncherPolicyArn"])
-        model_arn = sagemaker.describe_model(ModelName=outputs["BatchModelName"])["ModelArn"]
+        model_arn = sagemaker.describe_model(ModelName=create["ModelName"])["ModelArn"]  # the model it asked for
         needed = permissions_needed(calls.made, account=ACCOUNT, region=REGION, key_arn=outputs["DataKeyArn"], model_arn=model_arn)
         assert {action for action, _, _ in needed} >= {"sagemaker:CreateTransformJob", "s3:PutObject", "cloudformation:DescribeStacks"}
         refused = [need for need in needed if not allows(launcher, *need)]

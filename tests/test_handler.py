@@ -133,6 +133,16 @@ def test_model_is_called_once_per_request(handler, monkeypatch):
     assert calls == ["proba"]
 
 
+def test_a_model_failure_is_raised_so_the_container_answers_500(handler, monkeypatch):
+    """Only the caller's mistakes become 4xx; a broken model must stay a 5XX (and page)."""
+    def broken(_):
+        raise MemoryError("the model failed")
+
+    monkeypatch.setattr(handler.model, "predict_proba", broken, raising=False)
+    with pytest.raises(MemoryError):
+        handler.invoke(json.dumps(GUIDE_SDK_REQUEST), "application/json", "application/json")
+
+
 def test_handler_imports_only_what_the_image_has():
     import ast
     from pathlib import Path

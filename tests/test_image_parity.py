@@ -7,8 +7,9 @@ fed the very `sourcedir.tar.gz` the stack ships. Every request of
 `tests/image_serving/corpus.jsonl` goes to both servers under three handlers: ours
 (inference/), the guide's, and an echo handler that reports what the serving layer gave
 it and returns every kind of result. Status, content type, headers and body must agree.
-The image has nginx in front, which answers some paths itself; that part is checked
-against the nginx.conf template the library ships.
+The image side runs as the image runs it: nginx (Debian's, unpacked into .tools/ by
+`make test`) configured from the library's own template, in front of gunicorn on a
+unix socket.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import re
 import signal
 import subprocess
 import tempfile
@@ -121,61 +121,86 @@ def send(url: str, method: str, path: str, body: bytes, headers: dict[str, str])
         connection.close()
 
 
-@dataclass(frozen=True)
-class NginxRule:
-    """What the container's nginx does before a request reaches Flask, read from the
-    template sagemaker-containers ships (etc/nginx.conf.template)."""
-
-    proxied: re.Pattern
-    status: int
-    body: bytes
-    content_type: str
-
-    @classmethod
-    def from_image(cls) -> "NginxRule":
-        templates = list(IMAGE_VENV.glob("lib/python*/site-packages/sagemaker_containers/etc/nginx.conf.template"))
-        assert templates, "sagemaker-containers' nginx.conf.template is not in .venv-image"
-        text = templates[0].read_text()
-        proxied = re.search(r"location ~ (\S+) \{\s*[^}]*proxy_pass", text)
-        fallback = re.search(r'location / \{\s*return (\d+) "([^"]*)";', text)
-        default_type = re.search(r"default_type (\S+);", text)
-        assert proxied and fallback and default_type, "the nginx template changed; read it and update NginxRule"
-        return cls(re.compile(proxied.group(1)), int(fallback.group(1)), fallback.group(2).encode(), default_type.group(1))
-
-    def answer(self, path: str) -> Answer | None:
-        if self.proxied.match(path.partition("?")[0]):
-            return None
-        return Answer(self.status, {"content-type": self.content_type, "content-length": str(len(self.body))}, self.body)
-
-
 # ----------------------------------------------------------------------- servers
 
 
-def start_image_server(model_archive: Path, code_archive: Path, workdir: Path) -> tuple[subprocess.Popen, str]:
-    if not (IMAGE_VENV / "bin" / "gunicorn").exists():
-        pytest.fail("the image's serving code is not installed: run `make test` (it builds .venv-image)")
+NGINX_DIR = ROOT / ".tools" / "nginx"
+
+
+@dataclass
+class ImageContainer:
+    """The image's serving stack as `sagemaker_containers._server.start` runs it: nginx
+    from the library's template in front of gunicorn (gevent) on a unix socket."""
+
+    url: str
+    processes: list[subprocess.Popen]
+    log: object
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in self.processes:
+            process.wait(timeout=15)
+
+
+def nginx_config(rendered: str, run_dir: Path) -> str:
+    """The rendered template with this machine's paths in place of the image's absolute
+    ones (socket, pid, mime.types, nginx's temp folders); nothing else changes."""
+    mime_types = NGINX_DIR / "etc" / "nginx" / "mime.types"
+    config = (rendered.replace("unix:/tmp/gunicorn.sock", f"unix:{run_dir / 'gunicorn.sock'}")
+              .replace("/tmp/nginx.pid", str(run_dir / "nginx.pid"))
+              .replace("/etc/nginx/mime.types", str(mime_types)))
+    temp_paths = "".join(f"  {kind}_temp_path {run_dir / kind};\n" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    config = config.replace("http {\n", "http {\n" + temp_paths, 1)
+    if os.geteuid() == 0:  # as root nginx would run its workers as nobody, who cannot reach run_dir
+        config = "user root;\n" + config
+    return config
+
+
+def start_image_server(model_archive: Path, code_archive: Path, workdir: Path, *,
+                       default_accept: str = "application/json") -> ImageContainer:
+    for needed, how in ((IMAGE_VENV / "bin" / "gunicorn", "the image's serving code"), (NGINX_DIR / "usr" / "sbin" / "nginx", "nginx")):
+        if not needed.exists():
+            pytest.fail(f"{how} is not installed: run `make test` (it builds .venv-image and .tools/nginx)")
     base = workdir / "opt" / "ml"
     unpack_model(model_archive, base / "model")
+    port = free_port()
     env = {
         **os.environ,
         "SAGEMAKER_BASE_DIR": str(base),
         "SAGEMAKER_SUBMIT_DIRECTORY": str(code_archive),
         "SAGEMAKER_PROGRAM": "inference.py",
         "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/json",
+        "SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": default_accept,
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "SAGEMAKER_MODEL_SERVER_TIMEOUT": "60",
     }
     python = str(IMAGE_VENV / "bin" / "python")
-    subprocess.run([python, "-c", "import image_app; image_app.prepare()"], cwd=IMAGE_SERVING, env=env, check=True)
-    port = free_port()
+    run_dir = workdir / "run"
+    run_dir.mkdir()
+    rendered = run_dir / "sagemaker-nginx.conf.rendered"
+    subprocess.run([python, "-c", f"import image_app; image_app.prepare(); image_app.render_nginx_config({str(rendered)!r})"],
+                   cwd=IMAGE_SERVING, env=env, check=True, capture_output=True)
+    config = run_dir / "sagemaker-nginx.conf"
+    config.write_text(nginx_config(rendered.read_text(), run_dir))
     log = tempfile.TemporaryFile()
-    process = subprocess.Popen(
+    gunicorn = subprocess.Popen(  # server.start's command line, one worker
         [str(IMAGE_VENV / "bin" / "gunicorn"), "--timeout", "60", "-k", "gevent", "--pythonpath", str(IMAGE_SERVING),
-         "-b", f"127.0.0.1:{port}", "-w", "1", "image_app:app"],
+         "-b", f"unix:{run_dir / 'gunicorn.sock'}", "--worker-connections", "1000", "-w", "1", "--log-level", "info",
+         "image_app:app"],
         cwd=IMAGE_SERVING, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    url = f"http://127.0.0.1:{port}"
-    wait_for_ping(url, timeout=60, process=process)
-    return process, url
+    nginx = subprocess.Popen([str(NGINX_DIR / "usr" / "sbin" / "nginx"), "-c", str(config), "-p", str(run_dir)],
+                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    container = ImageContainer(f"http://127.0.0.1:{port}", [nginx, gunicorn], log)
+    try:
+        wait_for_ping(container.url, timeout=60, process=gunicorn)
+    except Exception:
+        container.stop()
+        log.seek(0)
+        raise AssertionError(log.read().decode(errors="replace")[-3000:]) from None
+    return container
 
 
 def code_archive_for(handler: Path, workdir: Path) -> Path:
@@ -194,10 +219,9 @@ class Servers:
     handler: str
     image_url: str
     our_url: str
-    nginx: NginxRule
 
     def image(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Answer:
-        return self.nginx.answer(path) or send(self.image_url, method, path, body, headers)
+        return send(self.image_url, method, path, body, headers)
 
     def ours(self, method: str, path: str, body: bytes, headers: dict[str, str]) -> Answer:
         return send(self.our_url, method, path, body, headers)
@@ -207,13 +231,13 @@ class Servers:
 def servers(request, sample_model, tmp_path_factory):
     workdir = tmp_path_factory.mktemp(f"image-{request.param}")
     code_archive = code_archive_for(HANDLERS[request.param], workdir)
-    process, image_url = start_image_server(sample_model, code_archive, workdir)
+    image = start_image_server(sample_model, code_archive, workdir)
     try:
-        with LocalEndpoint(model_data=sample_model, code=code_archive, workers=1) as ours:
-            yield Servers(request.param, image_url, ours.url, NginxRule.from_image())
+        with LocalEndpoint(model_data=sample_model, code=code_archive, workers=1,
+                           env={"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "application/json"}) as ours:
+            yield Servers(request.param, image.url, ours.url)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
+        image.stop()
 
 
 # ------------------------------------------------------------------------- tests
@@ -239,20 +263,37 @@ def test_same_answer_to_generated_requests(servers, body, content_type, accept):
     assert servers.ours("POST", "/invocations", data, headers) == servers.image("POST", "/invocations", data, headers)
 
 
+@pytest.mark.parametrize("handler", ["echo", "inference"])
+def test_the_default_accept_comes_from_the_environment_on_both(sample_model, tmp_path, handler):
+    code = code_archive_for(HANDLERS[handler], tmp_path)
+    image = start_image_server(sample_model, code, tmp_path, default_accept="text/csv")
+    try:
+        with LocalEndpoint(model_data=sample_model, code=code, env={"SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT": "text/csv"}) as ours:
+            for accept in (None, "", "*/*", "application/json"):
+                headers = {"Content-Type": "text/csv", **({"Accept": accept} if accept is not None else {})}
+                body = b"0.5,1.2,0.3,0.8,0.1"
+                answer = send(ours.url, "POST", "/invocations", body, headers)
+                assert answer == send(image.url, "POST", "/invocations", body, headers), accept
+                if handler == "inference":
+                    wanted = "application/json" if accept == "application/json" else "text/csv; charset=utf-8"
+                    assert answer.headers["content-type"] == wanted, accept
+    finally:
+        image.stop()
+
+
 def test_the_guides_handler_answers_500_to_client_mistakes_in_the_image(sample_model, tmp_path):
     """Why our handler returns 4xx response objects: the guide's raises, and the image
     turns every exception into a 500 (ModelError for the caller, a 5XX alarm)."""
     code = code_archive_for(HANDLERS["guide"], tmp_path)
-    process, url = start_image_server(sample_model, code, tmp_path)
+    image = start_image_server(sample_model, code, tmp_path)
     guide = next(r for r in CORPUS_REQUESTS if r.name == "the guide's request")
     try:
-        assert send(url, "POST", "/invocations", guide.body, guide.headers).status == 200
+        assert send(image.url, "POST", "/invocations", guide.body, guide.headers).status == 200
         for name in ("malformed JSON", "three features (the guide's awscurl example)", "XML", "CSV in, CSV out"):
             r = next(r for r in CORPUS_REQUESTS if r.name == name)
-            assert send(url, r.method, r.path, r.body, r.headers).status == 500, name
+            assert send(image.url, r.method, r.path, r.body, r.headers).status == 500, name
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=15)
+        image.stop()
 
 
 def test_a_malformed_corpus_line_is_refused_with_where_and_why(tmp_path):

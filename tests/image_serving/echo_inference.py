@@ -43,4 +43,20 @@ def output_fn(prediction, accept):
         return b"\x00\x01", "application/octet-stream"
     if ask == "return a text/csv tuple":
         return "a,b", "text/csv"
+    if ask == "return a tuple whose type has a charset":
+        return "a,b", "text/csv; charset=utf-8"
+    if ask == "return an XML tuple":
+        return "<a/>", "application/xml"
+    if ask == "return a tuple without a type":
+        return "{}", None
+    if ask == "return a three-item tuple":
+        return "a", "text/plain", "ignored"
+    if ask == "return a one-item tuple":
+        return ("a",)
+    if ask == "return a bytearray":
+        return bytearray(b"raw")
+    if ask == "return a list":
+        return ["a"]
+    if ask == "return a number as the body":
+        return 42, "application/json"
     return json.dumps(prediction, sort_keys=True), "application/json"

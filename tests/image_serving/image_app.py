@@ -47,3 +47,10 @@ def app(environ, start_response):  # like the image: built lazily, on each worke
     if _app is None:
         _app = _build()
     return _app(environ, start_response)
+
+
+def render_nginx_config(path):  # what server.start writes to /etc/sagemaker-nginx.conf, by the library's own code
+    from sagemaker_containers import _server
+
+    _server.nginx_config_file = path
+    _server._create_nginx_config(env.ServingEnv())  # port: SAGEMAKER_BIND_TO_PORT; timeout: SAGEMAKER_MODEL_SERVER_TIMEOUT

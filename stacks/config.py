@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
+from sagemaker_serving.network import ModelNetwork as Network
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = PROJECT_ROOT / "cdk.json"
 CONTEXT_KEY = "serving"
@@ -158,13 +160,6 @@ class AlarmSettings:
 
 
 @dataclass(frozen=True)
-class Network:
-    subnet_ids: tuple[str, ...] = ()
-    security_group_ids: tuple[str, ...] = ()
-    isolation: bool = False
-
-
-@dataclass(frozen=True)
 class Encryption:
     """`create` a key (rotation on) or `import` one by ARN, for endpoint storage,
     data capture, batch output and the alarm topic."""
@@ -207,6 +202,11 @@ class Environment:
     def endpoint_name(self) -> str:
         suffix = "serverless" if self.endpoint.kind == "serverless" else "realtime"
         return f"{self.project.team}-{self.project.project}-{self.name}-{suffix}"
+
+    @property
+    def endpoint_log_group(self) -> str:
+        """Where SageMaker writes the endpoint's container logs."""
+        return f"/aws/sagemaker/Endpoints/{self.endpoint_name}"
 
     @property
     def transform_job_prefix(self) -> str:
@@ -384,7 +384,7 @@ def _parse_variant(r: _Reader, default_name: str) -> Variant:
 
 
 def _parse_instance(r: _Reader, env_name: str) -> InstanceEndpoint:
-    endpoint = _parse_variants(r)
+    variants = _parse_variants(r)
     autoscaling = rollout = None
     raw_scaling = r.get("autoscaling", None)
     if raw_scaling is not None:
@@ -397,7 +397,7 @@ def _parse_instance(r: _Reader, env_name: str) -> InstanceEndpoint:
             scale_out_cooldown_s=ar.integer("scale_out_cooldown_s", 0, 3600, 60),
         )
         ar.finish()
-        for v in endpoint.variants:
+        for v in variants:
             if isinstance(v.instance_type, str) and v.instance_type.startswith("ml.t"):
                 r.fail("autoscaling", raw_scaling, f"no autoscaling with T-family instances ({v.name}: {v.instance_type}); "
                        "use e.g. ml.m5.large")
@@ -430,28 +430,28 @@ def _parse_instance(r: _Reader, env_name: str) -> InstanceEndpoint:
                 rr.fail("max_execution_s", rollout.max_execution_s, f"more than the rollout's waits and baking ({needed} s)")
     capture = r.integer("data_capture_percent", 1, 100, None)
     if env_name == "prod":
-        for i, v in enumerate(endpoint.variants):
+        for i, v in enumerate(variants):
             if _ints(v.instance_count) and v.instance_count < 2:
-                where = "instance_count" if len(endpoint.variants) == 1 and "variants" not in r.data else f"variants[{i}].instance_count"
+                where = "instance_count" if len(variants) == 1 and "variants" not in r.data else f"variants[{i}].instance_count"
                 r.fail(where, v.instance_count, "at least 2 in prod: SageMaker spreads a variant's instances across "
                        "Availability Zones, and one instance is one AZ away from an outage")
-    return InstanceEndpoint(variants=endpoint.variants, autoscaling=autoscaling, rollout=rollout, data_capture_percent=capture)
+    return InstanceEndpoint(variants=variants, autoscaling=autoscaling, rollout=rollout, data_capture_percent=capture)
 
 
-def _parse_variants(r: _Reader) -> InstanceEndpoint:
+def _parse_variants(r: _Reader) -> tuple[Variant, ...]:
     raw_variants = r.get("variants", None)
     if raw_variants is None:
         # The single-variant shorthand: instance_type / instance_count at this level.
         variant = _Reader(r.problems, r.path, {k: r.data[k] for k in ("instance_type", "instance_count") if k in r.data})
         r.seen.update(("instance_type", "instance_count"))
-        return InstanceEndpoint(variants=(_parse_variant(variant, "AllTraffic"),))
+        return (_parse_variant(variant, "AllTraffic"),)
     for shorthand in ("instance_type", "instance_count"):
         if shorthand in r.data:
             r.seen.add(shorthand)
             r.fail(shorthand, r.data[shorthand], "set it on each variant when 'variants' is given")
     if not isinstance(raw_variants, list) or not raw_variants:
         r.fail("variants", raw_variants, "a non-empty list of variants")
-        return InstanceEndpoint(variants=())
+        return ()
     variants = tuple(
         _parse_variant(_Reader(r.problems, f"{r.key('variants')}[{i}]", raw), f"Variant{i + 1}")
         for i, raw in enumerate(raw_variants)
@@ -461,7 +461,7 @@ def _parse_variants(r: _Reader) -> InstanceEndpoint:
         r.fail("variants", names, "distinct variant names")
     if sum(v.weight for v in variants if isinstance(v.weight, (int, float))) <= 0:
         r.fail("variants", [v.weight for v in variants], "weights whose sum is above 0")
-    return InstanceEndpoint(variants=variants)
+    return variants
 
 
 def _parse_environment(problems: list[str], name: str, raw: Any, project: Project, defaults: dict[str, Any]) -> Environment:

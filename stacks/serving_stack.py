@@ -32,7 +32,6 @@ from stacks.config import PROJECT_ROOT, Environment, ServerlessEndpoint
 
 HANDLER_DIR = PROJECT_ROOT / "inference"
 HANDLER_PROGRAM = "inference.py"
-ENDPOINT_LOG_GROUP = "/aws/sagemaker/Endpoints/"
 DATA_CAPTURE_PREFIX = "data-capture/"
 
 
@@ -74,7 +73,6 @@ class ServingStack(cdk.Stack):
         self.key = self._data_key(env, removal)
         self.bucket = self._bucket(env, removal)
         self.inference_role = self._inference_role(env)
-        network = env.network
 
         # ------------------------------------------------------------- models
         limit = env.endpoint.payload_limit_bytes
@@ -102,11 +100,9 @@ class ServingStack(cdk.Stack):
                     image=image,
                     model_data=artifact(reference),
                     source=source,
-                    log_group_prefix=ENDPOINT_LOG_GROUP + env.endpoint_name,
+                    log_group_prefix=env.endpoint_log_group,
                     max_request_bytes=limit,
-                    subnet_ids=list(network.subnet_ids) or None,
-                    security_group_ids=list(network.security_group_ids) or None,
-                    network_isolation=network.isolation,
+                    network=env.network,
                 )
             return models[reference]
 
@@ -167,7 +163,7 @@ class ServingStack(cdk.Stack):
             self,
             "EndpointLogs",
             # SageMaker writes here; created first so retention and encryption are ours.
-            log_group_name=ENDPOINT_LOG_GROUP + env.endpoint_name,
+            log_group_name=env.endpoint_log_group,
             encryption_key=self.key,
             removal_policy=removal,
         )
@@ -188,9 +184,7 @@ class ServingStack(cdk.Stack):
             job_name_prefix=env.transform_job_prefix,
             max_payload_bytes=env.batch.payload_limit_bytes,
             kms_key=self.key,
-            subnet_ids=list(network.subnet_ids) or None,
-            security_group_ids=list(network.security_group_ids) or None,
-            network_isolation=network.isolation,
+            network=env.network,
         )
 
         self._outputs(env)
@@ -298,7 +292,7 @@ class ServingStack(cdk.Stack):
                 principals=[iam.ServicePrincipal(f"logs.{self.region}.{self.url_suffix}")],
                 resources=["*"],
                 conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": self.format_arn(
-                    service="logs", resource="log-group", resource_name=ENDPOINT_LOG_GROUP + env.endpoint_name,
+                    service="logs", resource="log-group", resource_name=env.endpoint_log_group,
                     arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)}},
             )
         )
@@ -356,15 +350,15 @@ class ServingStack(cdk.Stack):
             cdk.Annotations.of(self.endpoint).add_info(
                 "no rollout configured: endpoint updates replace the fleet without traffic shifting or alarm rollback"
             )
-        if endpoint_config.data_capture_percent and isinstance(self.inference_role, iam.Role):
-            # The endpoint writes captured requests as the model's role.
-            self.inference_role.add_to_principal_policy(iam.PolicyStatement(
-                sid="WriteDataCapture", actions=["s3:PutObject"],
-                resources=[self.bucket.arn_for_objects(f"{DATA_CAPTURE_PREFIX}*")],
-            ))
-            acknowledge_wildcard_resource(self.inference_role, self.bucket.arn_for_objects(f"{DATA_CAPTURE_PREFIX}*"),
-                                          "data capture writes one object per captured batch under data-capture/")
-        if isinstance(self.inference_role, iam.Role):
+        if isinstance(self.inference_role, iam.Role):  # an imported role is granted by whoever owns it
+            if endpoint_config.data_capture_percent:
+                # The endpoint writes captured requests as the model's role.
+                captured = self.bucket.arn_for_objects(f"{DATA_CAPTURE_PREFIX}*")
+                self.inference_role.add_to_principal_policy(iam.PolicyStatement(
+                    sid="WriteDataCapture", actions=["s3:PutObject"], resources=[captured],
+                ))
+                acknowledge_wildcard_resource(self.inference_role, captured,
+                                              "data capture writes one object per captured batch under data-capture/")
             self.key.grant(self.inference_role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
 
     def _outputs(self, env: Environment) -> None:

@@ -47,7 +47,6 @@ class EndpointAlarms(Construct):
     ) -> None:
         super().__init__(scope, id)
         self.alarms: list[cloudwatch.Alarm] = []
-        self.idle_alarm: cloudwatch.Alarm | None = None
         # Literal names: deployment guardrails roll back when one of these fires.
         self.rollback_alarm_names: list[str] = []
         action = cw_actions.SnsAction(topic)
@@ -88,10 +87,11 @@ class EndpointAlarms(Construct):
                 ),
             ]
             for what, metric, threshold, description, periods in specs:
+                alarm_name = f"{endpoint_name}-{variant}-{what}"
                 alarm = cloudwatch.Alarm(
                     scope_for_variant,
                     f"{what}Alarm",
-                    alarm_name=f"{endpoint_name}-{variant}-{what}",
+                    alarm_name=alarm_name,
                     alarm_description=description,
                     metric=metric,
                     threshold=threshold,
@@ -104,11 +104,12 @@ class EndpointAlarms(Construct):
                 alarm.add_ok_action(action)
                 self.alarms.append(alarm)
                 if what in ("ModelLatency", "ServerErrors"):
-                    self.rollback_alarm_names.append(f"{endpoint_name}-{variant}-{what}")
+                    self.rollback_alarm_names.append(alarm_name)
 
         if thresholds.idle_hours:
-            self.idle_alarm = self._idle_alarm(endpoint, endpoint_name, thresholds.idle_hours)
-            self.idle_alarm.add_alarm_action(action)
+            idle = self._idle_alarm(endpoint, endpoint_name, thresholds.idle_hours)
+            idle.add_alarm_action(action)
+            self.alarms.append(idle)
 
     def _idle_alarm(self, endpoint: ServingEndpoint, endpoint_name: str, hours: int) -> cloudwatch.Alarm:
         hourly = {

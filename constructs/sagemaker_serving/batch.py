@@ -17,6 +17,7 @@ from constructs import Construct
 
 from sagemaker_serving.image import SklearnImage
 from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle
+from sagemaker_serving.network import ModelNetwork
 from sagemaker_serving.nag import acknowledge_wildcard_resource
 
 INPUT_PREFIX = "batch-input/"
@@ -39,9 +40,7 @@ class BatchTransform(Construct):
         job_name_prefix: str,
         max_payload_bytes: int,
         kms_key: kms.IKey | None = None,
-        subnet_ids: list[str] | None = None,
-        security_group_ids: list[str] | None = None,
-        network_isolation: bool = False,
+        network: ModelNetwork = ModelNetwork(),
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
@@ -77,10 +76,7 @@ class BatchTransform(Construct):
             source=source,
             log_group_prefix=TRANSFORM_LOG_GROUP,
             max_request_bytes=max_payload_bytes,
-            # The job runs where the endpoint runs: same VPC, same isolation, same archives.
-            subnet_ids=subnet_ids,
-            security_group_ids=security_group_ids,
-            network_isolation=network_isolation,
+            network=network,  # the job runs where the endpoint runs
         )
 
         job_arns = stack.format_arn(service="sagemaker", resource="transform-job", resource_name=f"{job_name_prefix}-*")

@@ -54,12 +54,18 @@ def reproducible_targz(entries: list[tuple[str, bytes]]) -> bytes:
     return out.getvalue()
 
 
-def source_bundle_bytes(source_dir: Path, prefix: str = "") -> bytes:
-    """`source_dir`'s files at the archive root (or under `prefix`, e.g. 'code/')."""
+def bundle_entries(source_dir: Path, prefix: str = "") -> list[tuple[str, bytes]]:
+    """(archive name, content) of `source_dir`'s files, named from the archive root or
+    under `prefix` (e.g. 'code/')."""
     entries = [(prefix + p.relative_to(source_dir).as_posix(), p.read_bytes()) for p in bundle_files(source_dir)]
     if not entries:
         raise ValueError(f"{source_dir} holds no files to bundle")
-    return reproducible_targz(entries)
+    return entries
+
+
+def source_bundle_bytes(source_dir: Path) -> bytes:
+    """`source_dir`'s files at the archive root: what SAGEMAKER_SUBMIT_DIRECTORY holds."""
+    return reproducible_targz(bundle_entries(source_dir))
 
 
 def write_content_addressed(data: bytes, name: str) -> Path:

@@ -19,7 +19,6 @@ HEIGHT = 6
 class EndpointDashboard(Construct):
     def __init__(self, scope: Construct, id: str, *, endpoint: ServingEndpoint, endpoint_name: str) -> None:
         super().__init__(scope, id)
-        self.endpoint = endpoint
         variants = endpoint.variant_names
         self.dashboard = cloudwatch.Dashboard(self, "Resource", dashboard_name=endpoint_name,
                                               default_interval=cdk.Duration.hours(3))

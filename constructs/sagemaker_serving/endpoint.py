@@ -214,7 +214,7 @@ class ServingEndpoint(Construct):
         variant_name: str | None = None,
         namespace: str = NAMESPACE,
         statistic: str = "Average",
-        period: cdk.Duration | None = None,
+        period: cdk.Duration = cdk.Duration.minutes(5),
         unit: cloudwatch.Unit | None = None,
     ) -> cloudwatch.Metric:
         return cloudwatch.Metric(
@@ -222,7 +222,7 @@ class ServingEndpoint(Construct):
             metric_name=metric_name,
             dimensions_map={"EndpointName": self._endpoint_name, "VariantName": variant_name or self.variant_names[0]},
             statistic=statistic,
-            period=period or cdk.Duration.minutes(5),
+            period=period,
             unit=unit,
         )
 
@@ -242,7 +242,7 @@ class ServingEndpoint(Construct):
 
     def metric_memory_utilization(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
         """Percent; published for serverless endpoints too."""
-        return self.metric("MemoryUtilization", variant_name=variant_name, namespace=UTILIZATION_NAMESPACE)
+        return self.metric_utilization("MemoryUtilization", variant_name=variant_name)
 
     def metric_overhead_latency(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
         """In microseconds: SageMaker's own time around the model."""

@@ -12,8 +12,9 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from sagemaker_serving.bundle import bundle_files, reproducible_targz, source_bundle_bytes, write_content_addressed
+from sagemaker_serving.bundle import bundle_entries, reproducible_targz, source_bundle_bytes, write_content_addressed
 from sagemaker_serving.image import SklearnImage
+from sagemaker_serving.network import ModelNetwork
 from sagemaker_serving.nag import (
     INLINE_POLICY_REASON,
     acknowledge,
@@ -39,6 +40,11 @@ class ModelData(abc.ABC):
     def bind(self, scope: Construct, grantee: iam.IGrantable) -> str:
         """Grant `grantee` read access and return the S3 URL for `ModelDataUrl`."""
 
+    def with_code(self, source: "SourceBundle") -> "ModelData":
+        """The artifact with the handler inside under `code/`, for a network-isolated
+        container that cannot download SAGEMAKER_SUBMIT_DIRECTORY (what the SDK does)."""
+        raise ValueError("network isolation needs a local model_data: the handler is packed into it at synth")
+
 
 class _AssetModelData(ModelData):
     def __init__(self, path: Path):
@@ -48,6 +54,13 @@ class _AssetModelData(ModelData):
                 "or set model_data to an s3:// URL"
             )
         self.path = path
+        self._with_code: dict[int, ModelData] = {}
+
+    def with_code(self, source: "SourceBundle") -> "ModelData":
+        # Once per artifact and handler: the endpoint's and the batch model share it.
+        if id(source) not in self._with_code:
+            self._with_code[id(source)] = ModelData.from_asset(model_with_code(self.path, source))
+        return self._with_code[id(source)]
 
     def bind(self, scope: Construct, grantee: iam.IGrantable) -> str:
         # A file asset is uploaded as it is (a directory asset would be zipped).
@@ -78,8 +91,7 @@ def grant_object_read(scope: Construct, grantee: iam.IGrantable, bucket: str, ke
 
 
 def model_with_code(model_archive: Path, source: "SourceBundle") -> Path:
-    """`model.tar.gz` repacked with the handler under `code/`, for a network-isolated
-    container that cannot download SAGEMAKER_SUBMIT_DIRECTORY (what the SDK does)."""
+    """`model.tar.gz` repacked with the handler under `code/`."""
     import tarfile
 
     with tarfile.open(model_archive, "r:gz") as tar:
@@ -88,7 +100,7 @@ def model_with_code(model_archive: Path, source: "SourceBundle") -> Path:
             for m in tar.getmembers()
             if m.isfile() and not m.name.removeprefix("./").startswith("code/")
         ]
-    entries += [(f"code/{p.relative_to(source.directory).as_posix()}", p.read_bytes()) for p in bundle_files(source.directory)]
+    entries += bundle_entries(source.directory, prefix="code/")
     return write_content_addressed(reproducible_targz(entries), "model.tar.gz")
 
 
@@ -132,18 +144,14 @@ class SklearnModel(Construct):
         source: SourceBundle,
         log_group_prefix: str,
         max_request_bytes: int,
-        subnet_ids: list[str] | None = None,
-        security_group_ids: list[str] | None = None,
-        network_isolation: bool = False,
+        network: ModelNetwork = ModelNetwork(),
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
         self.role = role
-        if network_isolation:
+        if network.isolation:
             # No network: the code travels inside model.tar.gz under code/.
-            if not isinstance(model_data, _AssetModelData):
-                raise ValueError("network isolation needs a local model_data: the handler is packed into it at synth")
-            model_data = ModelData.from_asset(model_with_code(model_data.path, source))
+            model_data = model_data.with_code(source)
             code_url = "/opt/ml/model/code"
         else:
             code_url = source.bind(self, role)
@@ -183,15 +191,17 @@ class SklearnModel(Construct):
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(
                 image=image.image_uri(self), model_data_url=model_data_url, environment=environment
             ),
-            vpc_config=sagemaker.CfnModel.VpcConfigProperty(subnets=subnet_ids, security_group_ids=security_group_ids)
-            if subnet_ids
+            vpc_config=sagemaker.CfnModel.VpcConfigProperty(
+                subnets=list(network.subnet_ids), security_group_ids=list(network.security_group_ids)
+            )
+            if network.subnet_ids
             else None,
-            enable_network_isolation=True if network_isolation else None,
+            enable_network_isolation=True if network.isolation else None,
         )
         acknowledge_wildcard_resource(
             role, log_groups, f"SageMaker names the log group {log_group_prefix}[/job] and a stream per instance"
         )
-        if subnet_ids:
+        if network.subnet_ids:
             # In a VPC, CreateModel and the container attach network interfaces as this
             # role; without these it fails on AWS, not at synth.
             iam.Grant.add_to_principal(

@@ -162,17 +162,6 @@ def interleaved(calls: dict[str, Callable[[], object]], *, seconds: float, min_r
     return samples
 
 
-def time_block(call: Callable[[], object], *, seconds: float) -> list[float]:
-    clock = time.perf_counter
-    out: list[float] = []
-    deadline = clock() + seconds
-    while clock() < deadline or len(out) < 5:
-        start = clock()
-        call()
-        out.append(clock() - start)
-    return out
-
-
 def median(values) -> float:
     return statistics.median(values)
 

@@ -5,8 +5,7 @@ Input: 200,000 rows x 5 features, one CSV record per line (Python float reprs, ~
 Measured: `endpointctl.transform.transform_local` (split by line into mini-batches of
 at most 6 MB, POST text/csv, Accept text/csv, write <input>.out) against
 `LocalEndpoint(workers=1)` with MaxConcurrentTransforms 1, so it has one core as the
-floor has; a row with 2 concurrent mini-batches and 2 workers is informational. If
-`transform_local` is missing, the same thing is done here (noted in the row).
+floor has; a row with 2 concurrent mini-batches and 2 workers is informational.
 Floor: `np.loadtxt` of the whole file + `predict_proba` on it, in this process.
 Alternated, order flipped each round; medians.
 
@@ -15,11 +14,9 @@ Alternated, order flipped each round; medians.
 
 from __future__ import annotations
 
-import http.client
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -29,43 +26,6 @@ ROWS = 200_000
 MAX_PAYLOAD_MB = 6
 ROUNDS = 3
 TARGET = 0.70
-
-
-def _own_transform(url: str, input_path: Path, output_dir: Path, *, max_payload_mb: int, max_concurrent: int,
-                   progress: bool = False) -> Path:
-    """Fallback when endpointctl.transform.transform_local is not there: sequential,
-    line-aligned mini-batches of at most `max_payload_mb` MB."""
-    limit = max_payload_mb * 1024 * 1024
-    data = input_path.read_bytes()
-    output_dir.mkdir(parents=True, exist_ok=True)
-    out_path = output_dir / f"{input_path.name}.out"
-    parts = urlsplit(url)
-    with out_path.open("wb") as out:
-        start = 0
-        while start < len(data):
-            end = min(start + limit, len(data))
-            if end < len(data):
-                end = data.rfind(b"\n", start, end) + 1
-            batch = data[start:end].rstrip(b"\n")
-            start = end
-            connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
-            connection.request("POST", "/invocations", body=batch, headers={"Content-Type": "text/csv", "Accept": "text/csv"})
-            response = connection.getresponse()
-            payload = response.read()
-            connection.close()
-            if response.status != 200:
-                raise RuntimeError(f"mini-batch answered {response.status}: {payload[:300]!r}")
-            out.write(payload if payload.endswith(b"\n") else payload + b"\n")
-    return out_path
-
-
-def _transform_function():
-    try:
-        from endpointctl.transform import transform_local
-
-        return transform_local, "endpointctl.transform.transform_local"
-    except ImportError as error:
-        return _own_transform, f"bench's own splitter (endpointctl.transform.transform_local unavailable: {error})"
 
 
 def run() -> list[Result]:
@@ -78,7 +38,8 @@ def _run(workdir: Path) -> list[Result]:
 
     archive, _ = sample_model()
     model = load_sample_handler().model
-    transform, how = _transform_function()
+    from endpointctl.transform import transform_local as transform
+
     input_path = workdir / "transactions.csv"
     features = feature_rows(ROWS, seed=23)
     input_path.write_text(csv_body(features) + "\n")
@@ -120,7 +81,7 @@ def _run(workdir: Path) -> list[Result]:
             f"≥ {target:.0%}" if target else "— (info)", (share >= target) if target else None,
             [f"{ROUNDS} alternated rounds: {', '.join(f'{t:.2f}' for t in times)} s vs floor "
              f"{', '.join(f'{t:.2f}' for t in floors)} s; {ROWS:,} rows, {size / 1e6:.1f} MB, "
-             f"{-(-size // (MAX_PAYLOAD_MB * 1024 * 1024))}+ mini-batches ≤ {MAX_PAYLOAD_MB} MB; via {how}"],
+             f"{-(-size // (MAX_PAYLOAD_MB * 1024 * 1024))}+ mini-batches ≤ {MAX_PAYLOAD_MB} MB; via endpointctl.transform.transform_local"],
         ))
     return rows
 

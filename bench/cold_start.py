@@ -3,7 +3,7 @@ imports numpy, scikit-learn and joblib and loads the model. Target: <= 1.2x.
 
 Measured: `python -m endpointctl serve --model-data model.tar.gz --workers 1` (what
 LocalEndpoint starts; it unpacks the archive, imports the handler, loads the model
-and only then binds), polled every 2 ms on a free loopback port.
+and only then binds), as `LocalEndpoint` runs it, polled every 2 ms on a free loopback port.
 Floor: `python -c "import numpy, sklearn, joblib; joblib.load('<model dir>/model.joblib')"`,
 until it prints that the model is loaded (its interpreter teardown is not counted).
 Both in subprocesses, alternated (order flipped each round), after one untimed run
@@ -14,14 +14,11 @@ of each so both start from a warm page cache.
 
 from __future__ import annotations
 
-import http.client
-import os
-import signal
 import subprocess
 import sys
 import time
 
-from bench._common import ROOT, Result, main_for, median, sample_model
+from bench._common import ROOT, Result, main_for, median, sample_model, spread
 
 ROUNDS = 7
 TARGET = 1.2
@@ -41,48 +38,12 @@ def floor_once(model_dir) -> float:
     return elapsed
 
 
-def _ping(port: int) -> int | None:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", "/ping")
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    except OSError:
-        return None
-    finally:
-        connection.close()
-
-
 def server_once(archive) -> float:
-    from endpointctl.local import free_port
+    from endpointctl.local import LocalEndpoint
 
-    port = free_port()
-    command = [sys.executable, "-m", "endpointctl", "serve", "--model-data", str(archive),
-               "--port", str(port), "--workers", "1"]
     start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               start_new_session=True)
-    try:
-        while True:
-            if _ping(port) == 200:
-                elapsed = time.perf_counter() - start
-                break
-            if process.poll() is not None:
-                raise RuntimeError(f"endpointctl serve exited {process.returncode}: {process.stderr.read().decode()[-2000:]}")
-            if time.perf_counter() - start > 60:
-                raise RuntimeError("no 200 from /ping within 60 s")
-            time.sleep(0.002)
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        process.stderr.close()
-    return elapsed
+    with LocalEndpoint(model_data=archive, workers=1, poll_interval=0.002):
+        return time.perf_counter() - start
 
 
 def run() -> list[Result]:
@@ -105,7 +66,7 @@ def run() -> list[Result]:
         f"{ratio:.2f}×", f"≤ {TARGET}×", ratio <= TARGET,
         [f"{ROUNDS} alternated rounds; server {', '.join(f'{s * 1e3:.0f}' for s in servers)} ms; "
          f"floor {', '.join(f'{f * 1e3:.0f}' for f in floors)} ms; per-round ratio "
-         f"{min(pair_ratios):.2f}–{max(pair_ratios):.2f}×; model.tar.gz {archive.stat().st_size:,} bytes"],
+         f"{spread(pair_ratios)}; model.tar.gz {archive.stat().st_size:,} bytes"],
     )]
 
 

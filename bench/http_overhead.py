@@ -160,7 +160,7 @@ def _run(workdir: Path) -> list[Result]:
                f"+{ms(added)}", "adds ≤ 1 ms", added <= P50_LIMIT, [
                    f"{len(latency['http'])} requests alternated with as many in-process calls over {CLIENT_SECONDS}s; "
                    f"p90 HTTP {ms(sorted(latency['http'])[len(latency['http']) * 9 // 10])}; "
-                   f"HTTP/in-process ratio over 5 blocks {min(blocks):.2f}–{max(blocks):.2f}×",
+                   f"HTTP/in-process ratio over 5 blocks {spread(blocks)}",
                ]),
         Result("HTTP p50, 1-row JSON (wrk -t1 -c1, excl. connect)", ms(median([r["wrk"]["p50"] for r in wrk1])),
                ms(median([r["floor"][1] for r in wrk1])), f"+{ms(wrk_added)}", "— (cross-check)", None, [

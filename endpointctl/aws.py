@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from functools import cache
 
 import boto3
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
@@ -34,7 +33,6 @@ def environment(name: str) -> Environment:
     return load_config().environment(name)
 
 
-@cache
 def stack_outputs(env_name: str) -> dict[str, str]:
     env = environment(env_name)
     cloudformation = client("cloudformation")

@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from endpointctl.cost import DEFAULT_DURATION_MS, DEFAULT_REQUESTS_PER_DAY
 from endpointctl.errors import CommandError
 from endpointctl.serving import DEFAULT_CODE_DIR, DEFAULT_PORT, DEFAULT_PROGRAM
 
@@ -82,8 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("cost", help="estimate an environment's monthly bill from its config")
     p.add_argument("--env", default="dev", help=ENV_HELP + " (default: dev)")
-    p.add_argument("--requests-per-day", type=float, default=10_000, help="assumed traffic (default: 10000)")
-    p.add_argument("--duration-ms", type=float, default=50, help="assumed compute time per request, ms (default: 50)")
+    p.add_argument("--requests-per-day", type=float, default=DEFAULT_REQUESTS_PER_DAY,
+                   help=f"assumed traffic (default: {DEFAULT_REQUESTS_PER_DAY})")
+    p.add_argument("--duration-ms", type=float, default=DEFAULT_DURATION_MS,
+                   help=f"assumed compute time per request, ms (default: {DEFAULT_DURATION_MS})")
 
     commands.add_parser("demo", help="the whole flow on a local AWS (moto): deploy, serve, invoke, transform, destroy")
     return parser

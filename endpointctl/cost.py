@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from stacks.config import Environment, InstanceEndpoint, ServerlessEndpoint
 
 HOURS_PER_MONTH = 730
+# The traffic `cost` and `status` assume unless told otherwise.
+DEFAULT_REQUESTS_PER_DAY = 10_000
+DEFAULT_DURATION_MS = 50
 SECONDS_PER_MONTH = HOURS_PER_MONTH * 3600
 DAYS_PER_MONTH = HOURS_PER_MONTH / 24
 
@@ -85,7 +88,8 @@ def render(env: Environment, lines: list[Line], *, requests_per_day: float, dura
     return "\n".join(out)
 
 
-def monthly_total(env: Environment, *, requests_per_day: float = 10_000, duration_ms: float = 50) -> float:
+def monthly_total(env: Environment, *, requests_per_day: float = DEFAULT_REQUESTS_PER_DAY,
+                  duration_ms: float = DEFAULT_DURATION_MS) -> float:
     return sum(line.monthly_usd for line in estimate(env, requests_per_day=requests_per_day, duration_ms=duration_ms))
 
 

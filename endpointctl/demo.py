@@ -9,7 +9,6 @@ Every process it starts is stopped on exit or Ctrl-C.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import signal
@@ -26,7 +25,7 @@ from typing import Iterator
 import boto3
 
 from endpointctl.errors import CommandError
-from endpointctl.local import LocalEndpoint, free_port
+from endpointctl.local import LocalEndpoint, fetch, free_port
 from stacks.config import PROJECT_ROOT, load_config
 
 ACCOUNT = "123456789012"
@@ -109,35 +108,26 @@ class Deployed:
     model: dict
 
 
-def describe_deployment(stack_name: str) -> Deployed:
-    cloudformation, sagemaker = boto3.client("cloudformation"), boto3.client("sagemaker")
-    stack = cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
-    if "EndpointName" not in outputs:
-        raise CommandError(f"stack {stack_name} has no EndpointName output (status {stack['StackStatus']})")
+def describe_deployment(env_name: str) -> Deployed:
+    from endpointctl.aws import environment, stack_outputs
+
+    sagemaker = boto3.client("sagemaker")
+    outputs = stack_outputs(env_name)
     endpoint = sagemaker.describe_endpoint(EndpointName=outputs["EndpointName"])
     config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     model = sagemaker.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
-    return Deployed(stack_name, outputs, endpoint, config, model)
-
-
-def download(url: str, target: Path) -> Path:
-    bucket, _, key = url.removeprefix("s3://").partition("/")
-    boto3.client("s3").download_file(bucket, key, str(target))
-    return target
+    return Deployed(environment(env_name).stack_name, outputs, endpoint, config, model)
 
 
 def check_gzip_tar(path: Path, must_hold: str) -> list[str]:
-    with gzip.open(path) as stream:
-        stream.read(1)  # raises if not gzip
-    with tarfile.open(path, "r:gz") as tar:
+    with tarfile.open(path, "r:gz") as tar:  # raises if not a gzip tar
         names = [n.removeprefix("./") for n in tar.getnames()]
     if must_hold not in names:
         raise CommandError(f"{path.name} holds {names}, not {must_hold} at its root")
     return names
 
 
-def billable_leftovers(endpoint_name: str) -> dict[str, list[str]]:
+def billable_leftovers() -> dict[str, list[str]]:
     sagemaker = boto3.client("sagemaker")
     return {
         "endpoints": [e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]],
@@ -182,7 +172,7 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
         step(4, f"cdk deploy {env.stack_name} (preflight, synth, cdk-nag, upload, CloudFormation)")
         started = time.monotonic()
         cdk("deploy", "-c", f"env={env_name}", "--require-approval", "never", output=cdk_out)
-        deployed = describe_deployment(env.stack_name)
+        deployed = describe_deployment(env_name)
         seen["deployed"] = deployed
         print(f"    deployed in {time.monotonic() - started:.0f}s: endpoint {deployed.outputs['EndpointName']} "
               f"is {deployed.endpoint['EndpointStatus']}")
@@ -191,8 +181,8 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
         container = deployed.model["PrimaryContainer"]
         fetched = workdir / "deployed"
         fetched.mkdir(exist_ok=True)
-        model_archive = download(container["ModelDataUrl"], fetched / "model.tar.gz")
-        code_archive = download(container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"], fetched / "sourcedir.tar.gz")
+        model_archive = fetch(container["ModelDataUrl"], fetched, "model.tar.gz")
+        code_archive = fetch(container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"], fetched, "sourcedir.tar.gz")
         seen["model_members"] = check_gzip_tar(model_archive, "model.joblib")
         seen["code_members"] = check_gzip_tar(code_archive, container["Environment"]["SAGEMAKER_PROGRAM"])
         print(f"    {container['ModelDataUrl']} -> gzip tar with {seen['model_members']}")
@@ -214,7 +204,7 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
         step(8, f"cdk destroy {env.stack_name}")
         endpoint.stop()
         cdk("destroy", "-c", f"env={env_name}", "--force", output=cdk_out, quiet=True)
-        leftovers = billable_leftovers(deployed.outputs["EndpointName"])
+        leftovers = billable_leftovers()
         seen["leftovers"] = leftovers
         for kind, names in leftovers.items():
             print(f"    {kind} left: {names or 'none'}")

@@ -72,7 +72,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for_ping(url: str, *, timeout: float, process: subprocess.Popen | None = None) -> None:
+def wait_for_ping(url: str, *, timeout: float, process: subprocess.Popen | None = None,
+                  poll_interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -83,7 +84,7 @@ def wait_for_ping(url: str, *, timeout: float, process: subprocess.Popen | None 
                     return
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
-        time.sleep(0.05)
+        time.sleep(poll_interval)
     raise CommandError(f"{url}/ping did not answer 200 within {timeout:.0f}s")
 
 
@@ -99,6 +100,7 @@ class LocalEndpoint:
         port: int | None = None,
         env: dict[str, str] | None = None,
         startup_timeout: float = 60,
+        poll_interval: float = 0.05,
     ):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -109,6 +111,7 @@ class LocalEndpoint:
         self._command = command
         self._env = {**os.environ, **(env or {})}
         self._startup_timeout = startup_timeout
+        self._poll_interval = poll_interval
         self.process: subprocess.Popen | None = None
         # A file, not a pipe: a chatty server must never block on a full pipe.
         self._log = tempfile.TemporaryFile()
@@ -117,7 +120,7 @@ class LocalEndpoint:
         self.process = subprocess.Popen(self._command, env=self._env, stdout=self._log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         try:
-            wait_for_ping(self.url, timeout=self._startup_timeout, process=self.process)
+            wait_for_ping(self.url, timeout=self._startup_timeout, process=self.process, poll_interval=self._poll_interval)
         except CommandError as error:
             output = self.stop()
             raise CommandError(f"{error}\n{output.strip()}") from None

@@ -224,13 +224,15 @@ class InvocationsApp:
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
-        if not NGINX_PROXIED.match(_nginx_uri(path)):
-            status, body, mimetype = NGINX_NOT_FOUND
-            return self._send(start_response, status, body, mimetype)
-        path = "/" + path.lstrip("/")  # Werkzeug 0.15's router ignores extra leading slashes
         allowed = ROUTES.get(path)
-        if allowed is None:
-            return self._error(start_response, 404)
+        if allowed is None:  # off the exact routes, which is all SageMaker sends: nginx, then Flask, decide
+            if not NGINX_PROXIED.match(_nginx_uri(path)):
+                status, body, mimetype = NGINX_NOT_FOUND
+                return self._send(start_response, status, body, mimetype)
+            path = "/" + path.lstrip("/")  # Werkzeug 0.15's router ignores extra leading slashes
+            allowed = ROUTES.get(path)
+            if allowed is None:
+                return self._error(start_response, 404)
         if method not in allowed:
             return self._error(start_response, 405, allow=allowed)
         if method == "OPTIONS":

@@ -7,7 +7,7 @@ import argparse
 from botocore.exceptions import ClientError
 
 from endpointctl.aws import client, describe, environment, stack_outputs
-from endpointctl.cost import monthly_total
+from endpointctl.cost import DEFAULT_REQUESTS_PER_DAY, monthly_total
 from endpointctl.errors import CommandError
 
 
@@ -35,6 +35,6 @@ def run_status(args: argparse.Namespace) -> int:
             print(f"  alarm {alarm['AlarmName']}: {alarm['StateValue']}")
     else:
         print("  alarms: none found (the local emulator does not create CloudWatch alarms)")
-    print(f"  leaving it running: about ${monthly_total(env):,.2f}/month at 10,000 requests/day "
+    print(f"  leaving it running: about ${monthly_total(env):,.2f}/month at {DEFAULT_REQUESTS_PER_DAY:,} requests/day "
           f"(`endpointctl cost --env {args.env}` for the assumptions); `npx cdk destroy -c env={args.env}` stops it")
     return 0

@@ -20,6 +20,7 @@ from typing import Iterator
 from botocore.exceptions import ClientError
 
 from endpointctl.errors import CommandError
+from stacks.config import Environment
 from endpointctl.invoke import post_local
 
 MB = 1024 * 1024
@@ -77,7 +78,7 @@ def run_transform(args: argparse.Namespace) -> int:
     if not args.input.is_file():
         raise CommandError(f"--input {args.input} does not exist")
     if args.local is None:
-        return run_transform_job(args, max_payload_mb=max_payload_mb, max_concurrent=max_concurrent)
+        return run_transform_job(args, env, max_payload_mb=max_payload_mb, max_concurrent=max_concurrent)
 
     with ExitStack() as stack:
         url = args.local
@@ -97,11 +98,10 @@ def run_transform(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_transform_job(args: argparse.Namespace, *, max_payload_mb: int, max_concurrent: int) -> int:
+def run_transform_job(args: argparse.Namespace, env: Environment, *, max_payload_mb: int, max_concurrent: int) -> int:
     """CreateTransformJob with the stack's batch model, then wait and fetch the output."""
-    from endpointctl.aws import client, describe, environment, stack_outputs
+    from endpointctl.aws import client, describe, stack_outputs
 
-    env = environment(args.env)
     outputs = stack_outputs(args.env)
     bucket = outputs["BucketName"]
     # The time says when; the suffix keeps two jobs started in the same second apart.

@@ -14,6 +14,7 @@ import pytest
 
 from endpointctl.demo import run_demo
 from stacks.config import load_config
+from tests.test_cli import endpointctl
 
 pytestmark = pytest.mark.e2e
 
@@ -74,7 +75,7 @@ def test_prod_deploys_and_destroys_keeping_only_its_retained_data(tmp_path):
     with local_aws():
         cdk("bootstrap", f"aws://{ACCOUNT}/{REGION}", output=tmp_path, quiet=True)
         cdk("deploy", "-c", "env=prod", "--require-approval", "never", output=tmp_path, quiet=True)
-        deployed = describe_deployment("rc-fraud-detection-prod")
+        deployed = describe_deployment("prod")
         prod = load_config().environment("prod")
         assert deployed.outputs["EndpointName"] == prod.endpoint_name == "rc-fraud-detection-prod-realtime"
         variant = deployed.endpoint_config["ProductionVariants"][0]
@@ -86,16 +87,9 @@ def test_prod_deploys_and_destroys_keeping_only_its_retained_data(tmp_path):
         groups = [g["logGroupName"] for g in boto3.client("logs").describe_log_groups()["logGroups"]]
         assert "/aws/sagemaker/Endpoints/rc-fraud-detection-prod-realtime" in groups
         cdk("destroy", "-c", "env=prod", "--force", output=tmp_path, quiet=True)
-        assert billable_leftovers(prod.endpoint_name) == {"endpoints": [], "endpoint configs": [], "models": []}
+        assert billable_leftovers() == {"endpoints": [], "endpoint configs": [], "models": []}
         buckets = [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
         assert "acme-sm-rc-fraud-detection-prod" in buckets  # retained on purpose
-
-
-def endpointctl(*args: str):
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-m", "endpointctl", *args], capture_output=True, text=True)
 
 
 def test_endpointctl_against_the_deployed_stack(tmp_path):
@@ -180,7 +174,6 @@ def run_recording_calls(argv: list[str]) -> RecordedRun:
 
     import boto3
 
-    from endpointctl.aws import stack_outputs
     from endpointctl.cli import main
 
     made: list[tuple[str, dict]] = []
@@ -190,7 +183,6 @@ def run_recording_calls(argv: list[str]) -> RecordedRun:
 
     events = boto3._get_default_session().events
     events.register("before-parameter-build", record, unique_id="e2e-record")
-    stack_outputs.cache_clear()
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):

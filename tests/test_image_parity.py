@@ -14,13 +14,12 @@ unix socket.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,7 @@ from endpointctl.local import LocalEndpoint, free_port, wait_for_ping
 from endpointctl.serving import unpack_model
 from sagemaker_serving.bundle import source_bundle_bytes
 from tests.conftest import ROOT
-from tests.test_local_endpoint import ACCEPTS, BODIES, CONTENT_TYPES
+from tests.test_local_endpoint import ACCEPTS, BODIES, CONTENT_TYPES, Answer, send
 
 pytestmark = pytest.mark.image
 IMAGE_VENV = ROOT / ".venv-image"
@@ -41,8 +40,6 @@ HANDLERS = {
     "guide": IMAGE_SERVING / "guide_inference.py",
     "echo": IMAGE_SERVING / "echo_inference.py",
 }
-# Headers that say who answered and when, not what.
-UNCOMPARED_HEADERS = {"date", "server", "connection", "keep-alive"}
 
 
 # ------------------------------------------------------------------------ corpus
@@ -98,27 +95,6 @@ CORPUS_REQUESTS = load_corpus()
 
 
 # ----------------------------------------------------------------------- answers
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-
-
-def send(url: str, method: str, path: str, body: bytes, headers: dict[str, str]) -> Answer:
-    host, port = url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=60)
-    try:
-        connection.request(method, path, body=body, headers=headers)
-        response = connection.getresponse()
-        answer_headers = {k.lower(): v for k, v in response.getheaders() if k.lower() not in UNCOMPARED_HEADERS}
-        if "allow" in answer_headers:  # Flask lists the methods from a set: the order varies per process
-            answer_headers["allow"] = ", ".join(sorted(answer_headers["allow"].split(", ")))
-        return Answer(response.status, answer_headers, response.read())
-    finally:
-        connection.close()
 
 
 # ----------------------------------------------------------------------- servers

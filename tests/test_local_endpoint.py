@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -18,15 +19,35 @@ from endpointctl.local import LocalEndpoint
 GOOD = json.dumps({"instances": [[0.5, 1.2, 0.3, 0.8, 0.1]]})
 
 
-def request(url: str, method: str, path: str, body: bytes | str = b"", headers: dict | None = None):
+# Headers that say who answered and when, not what.
+UNCOMPARED_HEADERS = {"date", "server", "connection", "keep-alive"}
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+def send(url: str, method: str, path: str, body: bytes, headers: dict[str, str]) -> Answer:
     host, port = url.removeprefix("http://").split(":")
-    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection = http.client.HTTPConnection(host, int(port), timeout=60)
     try:
-        connection.request(method, path, body=body, headers=headers or {})
+        connection.request(method, path, body=body, headers=headers)
         response = connection.getresponse()
-        return response.status, response.getheader("Content-Type", ""), response.read()
+        answer_headers = {k.lower(): v for k, v in response.getheaders() if k.lower() not in UNCOMPARED_HEADERS}
+        if "allow" in answer_headers:  # Flask lists the methods from a set: the order varies per process
+            answer_headers["allow"] = ", ".join(sorted(answer_headers["allow"].split(", ")))
+        return Answer(response.status, answer_headers, response.read())
     finally:
         connection.close()
+
+
+def request(url: str, method: str, path: str, body: bytes | str = b"", headers: dict | None = None):
+    """(status, content type, body): what most tests look at."""
+    answer = send(url, method, path, body.encode("utf-8") if isinstance(body, str) else body, headers or {})
+    return answer.status, answer.headers.get("content-type", ""), answer.body
 
 
 @pytest.fixture(scope="module")

@@ -169,6 +169,10 @@ class ServingStack(cdk.Stack):
         )
         # Config holds days (validated against CloudWatch's allowed values).
         self.log_group.node.default_child.retention_in_days = env.log_retention_days
+        # The group exists before the endpoint starts and outlives its deletion: if
+        # SageMaker wrote first, or last, it would create the group itself (no retention,
+        # no key) and the next deploy would fail on "already exists".
+        self.endpoint.resource.node.add_dependency(self.log_group)
         self.dashboard = EndpointDashboard(self, "Dashboard", endpoint=self.endpoint, endpoint_name=env.endpoint_name)
 
         # -------------------------------------------------------------- batch

@@ -235,6 +235,12 @@ def test_endpoint_log_group_has_retention(synthesized):
     assert synthesized.one("prod", "AWS::Logs::LogGroup")["DeletionPolicy"] == "Retain"
 
 
+def test_the_endpoint_waits_for_its_log_group_and_is_deleted_first(synthesized):
+    for case in synthesized.templates:
+        group = next(iter(synthesized.resources(case, "AWS::Logs::LogGroup")))
+        assert group in synthesized.one(case, "AWS::SageMaker::Endpoint").get("DependsOn", []), case
+
+
 # ----------------------------------------------------------------- cost control
 
 

@@ -5,7 +5,7 @@ import sys
 
 import aws_cdk as cdk
 
-from endpointctl.preflight import PreflightError
+from serving_runtime.preflight import PreflightError
 from stacks.checks import add_nag_packs
 from stacks.config import ConfigError, parse_config
 from stacks.serving_stack import ServingStack

@@ -93,7 +93,7 @@ def sample_model() -> tuple[Path, Path]:
     cached by the source of the code that builds it."""
     import sklearn
 
-    from endpointctl.serving import unpack_model
+    from serving_runtime.archive import unpack_model
     from endpointctl.training import write_sample_model
 
     sources = [ROOT / "endpointctl" / "training.py", ROOT / "constructs" / "sagemaker_serving" / "bundle.py"]
@@ -115,10 +115,11 @@ def sample_model() -> tuple[Path, Path]:
 
 
 def load_sample_handler():
-    from endpointctl.serving import DEFAULT_CODE_DIR, load_handler
+    from serving_runtime.image import HANDLER_DIR
+    from serving_runtime.loader import load_handler
 
     _, model_dir = sample_model()
-    return load_handler(model_dir, DEFAULT_CODE_DIR)
+    return load_handler(model_dir, HANDLER_DIR)
 
 
 def feature_rows(rows: int, seed: int = 11):

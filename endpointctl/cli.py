@@ -13,13 +13,15 @@ from pathlib import Path
 
 from endpointctl.cost import DEFAULT_DURATION_MS, DEFAULT_REQUESTS_PER_DAY
 from endpointctl.errors import CommandError
-from endpointctl.serving import DEFAULT_CODE_DIR, DEFAULT_PORT, DEFAULT_PROGRAM
+from serving_runtime import preflight
+from serving_runtime.container import DEFAULT_PORT
+from serving_runtime.image import DEFAULT_PROGRAM, HANDLER_DIR
 
 ENV_HELP = "environment from cdk.json (dev, staging, prod)"
 
 
 def _code_default() -> str:
-    return os.environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or str(DEFAULT_CODE_DIR)
+    return os.environ.get("SAGEMAKER_SUBMIT_DIRECTORY") or str(HANDLER_DIR)
 
 
 def _program_default() -> str:
@@ -40,11 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
 
     p = commands.add_parser("preflight", help="refuse an artifact that would fail on SageMaker (exit 1)")
-    p.add_argument("--model-data", type=Path, required=True, help="model.tar.gz to check")
-    p.add_argument("--code", type=Path, default=Path(_code_default()), help="handler folder or sourcedir.tar.gz")
-    p.add_argument("--program", default=_program_default(), help="handler file (SAGEMAKER_PROGRAM)")
-    p.add_argument("--framework-version", default="1.2-1", help="sklearn image version (default: 1.2-1)")
-    p.add_argument("--max-response-bytes", type=int, default=6 * 1024 * 1024, help="response size limit")
+    preflight.add_arguments(p)
+    p.set_defaults(code=Path(_code_default()), program=_program_default())
 
     p = commands.add_parser("serve", help="serve the handler locally as the SageMaker sklearn container does")
     p.add_argument("--model-data", required=True, help="model.tar.gz: a local path or s3:// URL")
@@ -111,24 +110,7 @@ def _sklearn_version() -> str:
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
-    from endpointctl.preflight import IMAGE_SKLEARN_VERSIONS, run_preflight
-
-    if args.framework_version not in IMAGE_SKLEARN_VERSIONS:
-        raise CommandError(f"--framework-version must be one of {', '.join(IMAGE_SKLEARN_VERSIONS)}")
-    report = run_preflight(
-        args.model_data,
-        code=args.code,
-        program=args.program,
-        framework_version=args.framework_version,
-        max_response_bytes=args.max_response_bytes,
-    )
-    print(f"preflight {args.model_data}:")
-    print(report.render())
-    if not report.ok:
-        print(f"refused: {len(report.problems)} problem(s) would fail the endpoint on SageMaker", file=sys.stderr)
-        return 1
-    print("accepted")
-    return 0
+    return preflight.report_and_exit_code(args)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -26,7 +26,8 @@ import boto3
 
 from endpointctl.errors import CommandError
 from endpointctl.local import LocalEndpoint, fetch, free_port
-from stacks.config import PROJECT_ROOT, load_config
+from serving_runtime.image import PROJECT_ROOT
+from stacks.config import load_config
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"

@@ -10,8 +10,8 @@ class CommandError(Exception):
 def known_errors() -> tuple[type[BaseException], ...]:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from endpointctl.preflight import PreflightError
-    from endpointctl.serving import ServingError
+    from serving_runtime.errors import ServingError
+    from serving_runtime.preflight import PreflightError
     from stacks.config import ConfigError
 
     return (CommandError, ServingError, PreflightError, ConfigError, ClientError, BotoCoreError, OSError)

@@ -14,14 +14,9 @@ import urllib.request
 from pathlib import Path
 
 from endpointctl.errors import CommandError
-from endpointctl.serving import (
-    InvocationsApp,
-    ServerSettings,
-    load_handler,
-    prepare_code,
-    run_gunicorn,
-    unpack_model,
-)
+from serving_runtime.archive import prepare_code, unpack_model
+from serving_runtime.container import InvocationsApp, ServerSettings, run_gunicorn
+from serving_runtime.loader import load_handler
 
 
 def fetch(location: str, workdir: Path, name: str) -> Path:

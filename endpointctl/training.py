@@ -10,7 +10,7 @@ import numpy as np
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 
-from sagemaker_serving.bundle import reproducible_targz
+from serving_runtime.bundle import reproducible_targz
 
 N_FEATURES = 5
 

@@ -17,14 +17,17 @@ from pathlib import Path
 from typing import Any, Literal, Mapping
 
 from sagemaker_serving.network import ModelNetwork as Network
+from serving_runtime.image import (
+    DEFAULT_FRAMEWORK_VERSION,
+    INSTANCE_PAYLOAD_LIMIT_BYTES,
+    PROJECT_ROOT,
+    SERVERLESS_PAYLOAD_LIMIT_BYTES,
+    framework_versions,
+)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CDK_JSON = PROJECT_ROOT / "cdk.json"
 CONTEXT_KEY = "serving"
 ENVIRONMENT_NAMES = ("dev", "staging", "prod")
-# scikit-learn inside each serving image (aws/sagemaker-scikit-learn-container); the
-# images' ECR accounts per region are in constructs/sagemaker_serving/sklearn_images.json.
-IMAGE_SKLEARN_VERSIONS = {"1.2-1": "1.2.1", "1.0-1": "1.0.2", "0.23-1": "0.23.2", "0.20.0": "0.20.0"}
 
 # SageMaker's limits (../shared/reference/SAGEMAKER.md, "Limits").
 SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
@@ -48,9 +51,6 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 MAX_PAYLOAD_MB_RANGE = (1, 100)
 TRANSFORM_PAYLOAD_BUDGET_MB = 100  # MaxConcurrentTransforms x MaxPayloadInMB <= 100
 
-# Payload limits of InvokeEndpoint (the handler refuses larger bodies with 413).
-INSTANCE_PAYLOAD_LIMIT_BYTES = 6 * 1024 * 1024
-SERVERLESS_PAYLOAD_LIMIT_BYTES = 4 * 1024 * 1024
 
 EndpointKind = Literal["serverless", "instance"]
 Provision = Literal["create", "import"]
@@ -246,7 +246,7 @@ class Project:
     team_fullname: str
     project: str
     project_camel: str
-    framework_version: str = "1.2-1"
+    framework_version: str = DEFAULT_FRAMEWORK_VERSION
 
 
 @dataclass(frozen=True)
@@ -583,7 +583,7 @@ def parse_config(raw: Any) -> ServingConfig:
         team_fullname=r.string("team_fullname", CAMEL_NAME, "PascalCase letters and digits", required=True),
         project=r.string("project", LOWER_NAME, "lowercase letters, digits and hyphens", required=True),
         project_camel=r.string("project_camel", CAMEL_NAME, "PascalCase letters and digits", required=True),
-        framework_version=r.choice("framework_version", tuple(IMAGE_SKLEARN_VERSIONS), "1.2-1"),
+        framework_version=r.choice("framework_version", framework_versions(), DEFAULT_FRAMEWORK_VERSION),
     )
     defaults = {"model_data": r.get("model_data", "model.tar.gz")}
     raw_envs = r.get("environments", required=True)

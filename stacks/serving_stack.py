@@ -13,7 +13,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from endpointctl.preflight import preflight_in_subprocess
+from serving_runtime.preflight import preflight_in_subprocess
 from sagemaker_serving.alarms import AlarmThresholds, EndpointAlarms
 from sagemaker_serving.autoscaling import InstanceCountScaling, ProvisionedConcurrencyScaling
 from sagemaker_serving.dashboard import EndpointDashboard
@@ -28,9 +28,8 @@ from sagemaker_serving.endpoint import (
 from sagemaker_serving.image import SklearnImage
 from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs, acknowledge_wildcard_resource
-from stacks.config import PROJECT_ROOT, Environment, ServerlessEndpoint
-
-HANDLER_DIR = PROJECT_ROOT / "inference"
+from serving_runtime.image import HANDLER_DIR, PROJECT_ROOT
+from stacks.config import Environment, ServerlessEndpoint
 HANDLER_PROGRAM = "inference.py"
 DATA_CAPTURE_PREFIX = "data-capture/"
 

@@ -46,10 +46,12 @@ def sample_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def loaded_handler(sample_model: Path, tmp_path_factory: pytest.TempPathFactory):
-    from endpointctl.serving import DEFAULT_CODE_DIR, load_handler, unpack_model
+    from serving_runtime.archive import unpack_model
+    from serving_runtime.image import HANDLER_DIR
+    from serving_runtime.loader import load_handler
 
     model_dir = unpack_model(sample_model, tmp_path_factory.mktemp("model-dir"))
-    return load_handler(model_dir, DEFAULT_CODE_DIR)
+    return load_handler(model_dir, HANDLER_DIR)
 
 
 # ---------------------------------------------------------------- the synthesized app

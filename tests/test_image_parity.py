@@ -26,8 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from endpointctl.local import LocalEndpoint, free_port, wait_for_ping
-from endpointctl.serving import unpack_model
-from sagemaker_serving.bundle import source_bundle_bytes
+from serving_runtime.archive import unpack_model
+from serving_runtime.bundle import source_bundle_bytes
 from tests.conftest import ROOT
 from tests.test_local_endpoint import ACCEPTS, BODIES, CONTENT_TYPES, Answer, send
 

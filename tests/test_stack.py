@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-IMAGES = json.loads((ROOT / "constructs" / "sagemaker_serving" / "sklearn_images.json").read_text())
+IMAGES = json.loads((ROOT / "serving_runtime" / "sklearn_images.json").read_text())
 TAGGABLE = {
     "AWS::S3::Bucket", "AWS::IAM::Role", "AWS::SageMaker::Model", "AWS::SageMaker::EndpointConfig",
     "AWS::SageMaker::Endpoint", "AWS::KMS::Key", "AWS::SNS::Topic", "AWS::Lambda::Function",
@@ -157,7 +157,7 @@ def test_code_asset_is_a_gzip_tar_with_the_handler_at_its_root(synthesized):
 
 
 def test_code_bundle_is_byte_for_byte_reproducible(tmp_path):
-    from sagemaker_serving.bundle import source_bundle_bytes
+    from serving_runtime.bundle import source_bundle_bytes
 
     first = source_bundle_bytes(ROOT / "inference")
     # Touch the file: a new mtime must not change the archive.
@@ -175,7 +175,7 @@ def test_code_bundle_is_byte_for_byte_reproducible(tmp_path):
 def test_code_bundle_hash_is_stable_across_synths_in_separate_processes():
     """Two interpreters build the bundle; the asset hash must not move (else every
     deploy replaces the model)."""
-    script = "from sagemaker_serving.bundle import source_bundle_bytes; import hashlib, pathlib; " \
+    script = "from serving_runtime.bundle import source_bundle_bytes; import hashlib, pathlib; " \
              f"print(hashlib.sha256(source_bundle_bytes(pathlib.Path({str(ROOT / 'inference')!r}))).hexdigest())"
     digests = {subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
                for _ in range(2)}
@@ -511,7 +511,7 @@ def test_every_acknowledgment_sits_on_its_construct_with_a_specific_reason(synth
 def test_local_artifact_is_preflighted_at_synth(tmp_path):
     import aws_cdk as cdk
 
-    from endpointctl.preflight import PreflightError
+    from serving_runtime.preflight import PreflightError
     from stacks.config import parse_config
     from stacks.serving_stack import ServingStack
     from tests.conftest import serving_config

@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-# Read from the SageMaker Python SDK's image_uri_config/sklearn.json.
-IMAGES_JSON = Path(__file__).with_name("sklearn_images.json")
-
-
-@cache
-def _images() -> dict:
-    return json.loads(IMAGES_JSON.read_text())
-
-
-def known_versions() -> tuple[str, ...]:
-    return tuple(_images())
+from serving_runtime.image import framework_versions as known_versions
+from serving_runtime.image import images as _images
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from sagemaker_serving.bundle import bundle_entries, reproducible_targz, source_bundle_bytes, write_content_addressed
+from serving_runtime.bundle import bundle_entries, reproducible_targz, source_bundle_bytes, write_content_addressed
 from sagemaker_serving.image import SklearnImage
 from sagemaker_serving.network import ModelNetwork
 from sagemaker_serving.nag import (

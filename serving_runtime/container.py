@@ -22,108 +22,20 @@ Python and numpy).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import os
 import re
-import sys
-import tarfile
 import traceback
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any, Callable, Iterable
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CODE_DIR = PROJECT_ROOT / "inference"
-DEFAULT_PROGRAM = "inference.py"
+from serving_runtime.loader import LoadedHandler
+
 DEFAULT_PORT = 8080
 UTF8_TYPES = ("application/json", "text/csv")
-HANDLER_FUNCTIONS = ("model_fn", "input_fn", "predict_fn", "output_fn")
 
 log = logging.getLogger("endpointctl.serve")
-
-
-class ServingError(Exception):
-    """The artifact or the handler cannot be served; the message says why."""
-
-
-def safe_extract(archive: Path, destination: Path) -> None:
-    """Extract a gzip tar, refusing absolute paths, `..` and links out of the tree."""
-    try:
-        with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(destination, filter="data")
-    except tarfile.ReadError as error:
-        raise ServingError(f"{archive} is not a gzip tar archive ({error}); SageMaker extracts it as tar.gz") from error
-    except tarfile.FilterError as error:
-        raise ServingError(f"{archive} holds an unsafe member: {error}") from error
-
-
-def unpack_model(model_data: Path, model_dir: Path) -> Path:
-    """What the container does with ModelDataUrl: extract it into /opt/ml/model."""
-    if not model_data.is_file():
-        raise ServingError(f"model data {model_data} does not exist")
-    model_dir.mkdir(parents=True, exist_ok=True)
-    safe_extract(model_data, model_dir)
-    return model_dir
-
-
-def prepare_code(code: Path, workdir: Path) -> Path:
-    """SAGEMAKER_SUBMIT_DIRECTORY: a folder is used as it is, a tar.gz is extracted."""
-    if code.is_dir():
-        return code
-    if code.is_file():
-        target = workdir / "code"
-        target.mkdir(parents=True, exist_ok=True)
-        safe_extract(code, target)
-        return target
-    raise ServingError(f"handler code {code} is neither a folder nor a .tar.gz file")
-
-
-def import_handler(code_dir: Path, program: str) -> ModuleType:
-    """Import SAGEMAKER_PROGRAM from the code folder, which also goes on sys.path so
-    the handler can import its neighbours (the container pip-installs the folder)."""
-    path = code_dir / program
-    if not path.is_file():
-        raise ServingError(f"SAGEMAKER_PROGRAM {program!r} is not in {code_dir}")
-    module_name = Path(program).stem
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    if str(code_dir) not in sys.path:
-        sys.path.insert(0, str(code_dir))
-    try:
-        spec.loader.exec_module(module)
-    except Exception as error:  # the handler's own import failed: show where
-        raise ServingError(f"{program} failed to import: {type(error).__name__}: {error}") from error
-    missing = [name for name in HANDLER_FUNCTIONS if not callable(getattr(module, name, None))]
-    if missing:
-        raise ServingError(
-            f"{program} does not define {', '.join(missing)}; this tool serves handlers that define all of "
-            f"{', '.join(HANDLER_FUNCTIONS)} (the image's defaults answer 500 to common requests)"
-        )
-    return module
-
-
-@dataclass
-class LoadedHandler:
-    module: ModuleType
-    model: Any
-
-    def invoke(self, body: str | bytes, content_type: str, accept: str) -> Any:
-        """input_fn -> predict_fn -> output_fn, as the container chains them."""
-        m = self.module
-        return m.output_fn(m.predict_fn(m.input_fn(body, content_type), self.model), accept)
-
-
-def load_handler(model_dir: Path, code_dir: Path, program: str = DEFAULT_PROGRAM) -> LoadedHandler:
-    module = import_handler(code_dir, program)
-    try:
-        model = module.model_fn(str(model_dir))
-    except Exception as error:
-        raise ServingError(f"model_fn({model_dir}) failed: {type(error).__name__}: {error}") from error
-    return LoadedHandler(module=module, model=model)
 
 
 # --------------------------------------------------------------------------- WSGI

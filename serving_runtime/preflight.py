@@ -10,6 +10,7 @@ Checks, in the order the container would trip on them:
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -20,11 +21,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from endpointctl.serving import DEFAULT_PROGRAM, ServingError, load_handler, prepare_code, unpack_model
-from stacks.config import IMAGE_SKLEARN_VERSIONS
-
-MODEL_FILENAME = "model.joblib"
-INSTANCE_RESPONSE_LIMIT = 6 * 1024 * 1024
+from serving_runtime.archive import prepare_code, unpack_model
+from serving_runtime.errors import ServingError
+from serving_runtime.loader import load_handler
+from serving_runtime.image import (
+    DEFAULT_FRAMEWORK_VERSION,
+    DEFAULT_PROGRAM,
+    HANDLER_DIR,
+    INSTANCE_PAYLOAD_LIMIT_BYTES,
+    MODEL_FILENAME,
+    framework_versions,
+    sklearn_version,
+)
 
 
 class PreflightError(Exception):
@@ -89,8 +97,8 @@ def run_preflight(
     *,
     code: Path,
     program: str = DEFAULT_PROGRAM,
-    framework_version: str = "1.2-1",
-    max_response_bytes: int = INSTANCE_RESPONSE_LIMIT,
+    framework_version: str = DEFAULT_FRAMEWORK_VERSION,
+    max_response_bytes: int = INSTANCE_PAYLOAD_LIMIT_BYTES,
 ) -> PreflightReport:
     report = PreflightReport()
     if not model_data.is_file():
@@ -98,7 +106,7 @@ def run_preflight(
         return report
     if not _check_archive(model_data, report):
         return report
-    expected = IMAGE_SKLEARN_VERSIONS[framework_version]
+    expected = sklearn_version(framework_version)
     with tempfile.TemporaryDirectory(prefix="preflight-") as workdir:
         try:
             model_dir = unpack_model(model_data, Path(workdir) / "model")
@@ -149,12 +157,16 @@ def run_preflight(
 
 
 def preflight_in_subprocess(
-    model_data: Path, *, handler_dir: Path, max_response_bytes: int, framework_version: str = "1.2-1"
+    model_data: Path,
+    *,
+    handler_dir: Path = HANDLER_DIR,
+    max_response_bytes: int = INSTANCE_PAYLOAD_LIMIT_BYTES,
+    framework_version: str = DEFAULT_FRAMEWORK_VERSION,
 ) -> None:
-    """Run `endpointctl preflight` in a child interpreter (the handler's imports stay out
-    of the caller, e.g. the CDK app) and raise PreflightError with its report."""
+    """Run the preflight in a child interpreter (the handler's imports stay out of the
+    caller, e.g. the CDK app) and raise PreflightError with its report."""
     command = [
-        sys.executable, "-m", "endpointctl", "preflight",
+        sys.executable, "-m", "serving_runtime.preflight",
         "--model-data", str(model_data),
         "--code", str(handler_dir),
         "--max-response-bytes", str(max_response_bytes),
@@ -163,3 +175,36 @@ def preflight_in_subprocess(
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise PreflightError(f"preflight refused {model_data}:\n{(result.stdout + result.stderr).strip()}")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The preflight's options, shared by `endpointctl preflight` and `python -m serving_runtime.preflight`."""
+    parser.add_argument("--model-data", type=Path, required=True, help="model.tar.gz to check")
+    parser.add_argument("--code", type=Path, default=HANDLER_DIR, help=f"handler folder or tar.gz (default: {HANDLER_DIR.name}/)")
+    parser.add_argument("--program", default=DEFAULT_PROGRAM, help=f"SAGEMAKER_PROGRAM (default: {DEFAULT_PROGRAM})")
+    parser.add_argument("--framework-version", default=DEFAULT_FRAMEWORK_VERSION, choices=framework_versions(),
+                        help=f"sklearn image version (default: {DEFAULT_FRAMEWORK_VERSION})")
+    parser.add_argument("--max-response-bytes", type=int, default=INSTANCE_PAYLOAD_LIMIT_BYTES, help="response size limit")
+
+
+def report_and_exit_code(args: argparse.Namespace) -> int:
+    report = run_preflight(
+        args.model_data,
+        code=args.code,
+        program=args.program,
+        framework_version=args.framework_version,
+        max_response_bytes=args.max_response_bytes,
+    )
+    print(f"preflight {args.model_data}:")
+    print(report.render())
+    if not report.ok:
+        print(f"refused: {len(report.problems)} problem(s) would fail the endpoint on SageMaker", file=sys.stderr)
+        return 1
+    print("accepted")
+    return 0
+
+
+if __name__ == "__main__":
+    _parser = argparse.ArgumentParser(prog="python -m serving_runtime.preflight", description=__doc__.splitlines()[0])
+    add_arguments(_parser)
+    sys.exit(report_and_exit_code(_parser.parse_args()))

@@ -1,0 +1,42 @@
+"""Facts about the scikit-learn serving images, each in one place.
+
+`sklearn_images.json` is read from the SageMaker Python SDK's
+`image_uri_config/sklearn.json` (repository, tag, ECR account per region), plus the
+scikit-learn each image runs (aws/sagemaker-scikit-learn-container, `docker/<version>`).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+IMAGES_JSON = Path(__file__).with_name("sklearn_images.json")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The image the guide deploys (SKLearnModel(framework_version="1.2-1")).
+DEFAULT_FRAMEWORK_VERSION = "1.2-1"
+# The handler that ships as SAGEMAKER_SUBMIT_DIRECTORY, and the file SAGEMAKER_PROGRAM names.
+HANDLER_DIR = PROJECT_ROOT / "inference"
+DEFAULT_PROGRAM = "inference.py"
+# What the handler loads from the model directory.
+MODEL_FILENAME = "model.joblib"
+
+MIB = 1024 * 1024
+# InvokeEndpoint's payload limits (../shared/reference/SAGEMAKER.md, "Limits").
+INSTANCE_PAYLOAD_LIMIT_BYTES = 6 * MIB
+SERVERLESS_PAYLOAD_LIMIT_BYTES = 4 * MIB
+
+
+@cache
+def images() -> dict[str, dict]:
+    return json.loads(IMAGES_JSON.read_text())
+
+
+def framework_versions() -> tuple[str, ...]:
+    return tuple(images())
+
+
+def sklearn_version(framework_version: str) -> str:
+    """The scikit-learn the image of `framework_version` runs (a model must be pickled by it)."""
+    return images()[framework_version]["scikit_learn"]

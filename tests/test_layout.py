@@ -1,0 +1,74 @@
+"""The direction of imports between the project's packages (README, "Layout").
+
+app.py → stacks → constructs (sagemaker_serving) → serving_runtime, and endpointctl →
+{stacks, serving_runtime}. The infrastructure never imports the operations CLI, the
+serving runtime imports neither the CDK nor the CLI, and the handler imports nothing of
+the project (it runs alone in the serving image). Read from the source, not by importing.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = {
+    "app": [ROOT / "app.py"],
+    "stacks": sorted((ROOT / "stacks").glob("*.py")),
+    "sagemaker_serving": sorted((ROOT / "constructs" / "sagemaker_serving").glob("*.py")),
+    "serving_runtime": sorted((ROOT / "serving_runtime").glob("*.py")),
+    "endpointctl": sorted((ROOT / "endpointctl").glob("*.py")),
+    "inference": sorted((ROOT / "inference").glob("*.py")),
+    "bench": sorted((ROOT / "bench").glob("*.py")),
+}
+# Which of the project's packages each may import; anything else is a layering error.
+ALLOWED = {
+    "app": {"stacks", "serving_runtime"},
+    "stacks": {"sagemaker_serving", "serving_runtime"},
+    "sagemaker_serving": {"serving_runtime"},
+    "serving_runtime": set(),
+    "endpointctl": {"stacks", "sagemaker_serving", "serving_runtime"},
+    "inference": set(),
+    "bench": {"endpointctl", "serving_runtime", "stacks"},
+}
+THIRD_PARTY_FORBIDDEN = {
+    "serving_runtime": {"aws_cdk", "constructs", "cdk_nag", "jsii"},
+    "inference": {"aws_cdk", "constructs", "boto3", "botocore"},
+}
+
+
+def imported_top_levels(path: Path) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(PACKAGES))
+def test_imports_go_one_way(package: str) -> None:
+    wrong = []
+    for path in PACKAGES[package]:
+        imported = imported_top_levels(path)
+        for other in (imported & set(PACKAGES)) - ALLOWED[package] - {package}:
+            wrong.append(f"{path.relative_to(ROOT)} imports {other}")
+        for library in imported & THIRD_PARTY_FORBIDDEN.get(package, set()):
+            wrong.append(f"{path.relative_to(ROOT)} imports {library}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_cycle_between_packages() -> None:
+    graph = {package: set() for package in PACKAGES}
+    for package, paths in PACKAGES.items():
+        for path in paths:
+            graph[package] |= (imported_top_levels(path) & set(PACKAGES)) - {package}
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        return any(n == target or (n not in seen and reaches(n, target, seen | {n})) for n in graph[start])
+
+    cycles = [p for p in graph if reaches(p, p, set())]
+    assert not cycles, f"import cycle through {cycles}"

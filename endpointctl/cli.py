@@ -88,6 +88,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"assumed compute time per request, ms (default: {DEFAULT_DURATION_MS})")
 
     commands.add_parser("demo", help="the whole flow on a local AWS (moto): deploy, serve, invoke, transform, destroy")
+
+    # The model registry (endpointctl.registry): versions in the registry environment's stack.
+    registry_env = ENV_HELP + " holding the model registry (default: dev)"
+    p = commands.add_parser("register", help="register model.tar.gz as a new version awaiting approval")
+    p.add_argument("--model-data", type=Path, required=True, help="model.tar.gz to register (preflighted first)")
+    p.add_argument("--env", default="dev", help=registry_env)
+    for name, text in (("approve", "approve a registered version (starts the pipeline)"),
+                       ("reject", "reject a registered version (it is never deployed)")):
+        p = commands.add_parser(name, help=text)
+        p.add_argument("version", help="version number in the model package group")
+        p.add_argument("--reason", required=name == "reject", help="why; recorded on the version")
+        p.add_argument("--env", default="dev", help=registry_env)
     return parser
 
 
@@ -168,6 +180,15 @@ COMMANDS = {
     "status": cmd_status,
     "cost": cmd_cost,
 }
+
+
+def registry_command(args: argparse.Namespace) -> int:
+    from endpointctl.registry import COMMANDS as REGISTRY_COMMANDS
+
+    return REGISTRY_COMMANDS[args.command](args)
+
+
+COMMANDS.update(dict.fromkeys(("register", "approve", "reject"), registry_command))
 
 
 def main(argv: list[str] | None = None) -> int:

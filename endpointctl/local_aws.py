@@ -1,4 +1,4 @@
-"""The local AWS for `make demo` and the end-to-end test: moto's server, with five
+"""The local AWS for `make demo` and the end-to-end test: moto's server, with six
 fixes to moto 5.2.5's CloudFormation layer that this stack needs. Each is a place where
 moto differs from CloudFormation; none changes what the stack asks for.
 
@@ -11,6 +11,8 @@ moto differs from CloudFormation; none changes what the stack asks for.
 4. AWS::IAM::ManagedPolicy: moto never deletes it on stack deletion.
 5. AWS::SageMaker::Model: moto knows only `Fn::GetAtt ModelName`; CloudFormation also
    returns ModelArn (the launcher policy's condition names the batch model by it).
+6. AWS::SageMaker::ModelPackageGroup: moto's SageMaker has model package groups, but its
+   CloudFormation skips the type with a warning; the model registry's group is created here.
 
 Run: python -m endpointctl.local_aws -H 127.0.0.1 -p PORT   (moto_server's arguments)
 """
@@ -54,6 +56,55 @@ def _model_attribute(self, attribute_name: str) -> str:
     raise UnformattedGetAttTemplateException()
 
 
+_ADDED_TYPES: list[type] = []
+
+
+def _model_package_group_resource() -> type:
+    """A CloudFormation type over moto's own model package groups (Ref: the ARN)."""
+    from moto.core.common_models import CloudFormationModel
+    from moto.sagemaker.models import sagemaker_backends
+
+    class ModelPackageGroupResource(CloudFormationModel):
+        __module__ = "moto.sagemaker.models"  # moto files its models by the service in the module path
+
+        def __init__(self, group, account_id: str, region_name: str):
+            self.group, self.account_id, self.region_name = group, account_id, region_name
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.group.arn
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::SageMaker::ModelPackageGroup"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "ModelPackageGroupName"
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr == "ModelPackageGroupArn"
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            return self.group.arn
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            properties = cloudformation_json["Properties"]
+            backend = sagemaker_backends[account_id][region_name]
+            name = properties.get("ModelPackageGroupName", resource_name)
+            backend.create_model_package_group(name, properties.get("ModelPackageGroupDescription", ""),
+                                               tags=properties.get("Tags", []))
+            return cls(backend.model_package_groups[name], account_id, region_name)
+
+        @classmethod
+        def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+            sagemaker_backends[account_id][region_name].model_package_groups.pop(resource_name.split("/")[-1], None)
+
+    return ModelPackageGroupResource
+
+
 def apply_fixes() -> None:
     from moto.cloudformation import models as cloudformation
     from moto.cloudformation.parsing import OutputMap
@@ -74,6 +125,8 @@ def apply_fixes() -> None:
     ManagedPolicy.delete_from_cloudformation_json = classmethod(_managed_policy_delete)
     Model.has_cfn_attr = classmethod(lambda cls, attr: attr in ("ModelName", "ModelArn"))
     Model.get_cfn_attribute = _model_attribute
+    # Registered by subclassing (moto lists CloudFormationModel's subclasses, weakly: keep a reference).
+    _ADDED_TYPES.append(_model_package_group_resource())
 
 
 def main() -> int:

@@ -1,0 +1,209 @@
+"""`endpointctl register | approve | reject`: versions of the model in SageMaker's
+model registry, in the model package group the registry environment's stack creates.
+
+`register` preflights the archive, uploads it and the handler's code archive
+(content-addressed, so the same bytes are uploaded once), and creates a version with
+the image, archives and container environment the endpoint uses, PendingManualApproval,
+and a summary of how it decides compared with the currently approved version (both run
+through our handler, each in an untrusted child: a pickle is code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from endpointctl.aws import client, describe, environment, stack_outputs
+from endpointctl.errors import CommandError
+from serving_runtime.bundle import source_bundle_bytes
+from serving_runtime.image import DEFAULT_PROGRAM, HANDLER_DIR, images
+from serving_runtime.preflight import preflight_in_subprocess
+from stacks.model_package import list_versions
+
+REGISTRY_PREFIX = "model-registry"
+# What the behaviour summary scores: the guide's five features, a fixed synthetic sample.
+SAMPLE_ROWS = 2000
+SAMPLE_SEED = 20261129
+CONTENT_TYPES = ["application/json", "text/csv"]
+
+
+@dataclass(frozen=True)
+class Registry:
+    group: str
+    bucket: str
+    region: str
+
+
+def registry(env_name: str) -> Registry:
+    outputs = stack_outputs(env_name)
+    if "ModelPackageGroupName" not in outputs:
+        raise CommandError(f"stack of {env_name} has no model registry: deploy it with `npx cdk deploy -c env={env_name}`")
+    return Registry(outputs["ModelPackageGroupName"], outputs["ModelRegistryBucketName"],
+                    client("sagemaker").meta.region_name)
+
+
+def image_uri(framework_version: str, region: str) -> str:
+    facts = images()[framework_version]
+    if region not in facts["registries"]:
+        raise CommandError(f"the sklearn {framework_version} image is not published in region {region}")
+    return f"{facts['registries'][region]}.dkr.ecr.{region}.amazonaws.com/{facts['repository']}:{facts['tag']}"
+
+
+def upload_once(data: bytes, bucket: str, key: str) -> str:
+    s3 = client("s3")
+    try:
+        describe(s3.head_object, Bucket=bucket, Key=key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        describe(s3.put_object, Bucket=bucket, Key=key, Body=data)
+    return f"s3://{bucket}/{key}"
+
+
+def run_register(args: argparse.Namespace) -> int:
+    model_data: Path = args.model_data
+    if not model_data.is_file():
+        raise CommandError(f"--model-data {model_data} does not exist; train one with `endpointctl train-sample`")
+    env = environment(args.env)
+    limit = env.endpoint.payload_limit_bytes
+    preflight_in_subprocess(model_data, handler_dir=HANDLER_DIR, max_response_bytes=limit,
+                            framework_version=env.project.framework_version)
+    where = registry(args.env)
+    sagemaker = client("sagemaker")
+    model_bytes = model_data.read_bytes()
+    code_bytes = source_bundle_bytes(HANDLER_DIR)
+    model_url = upload_once(model_bytes, where.bucket, f"{REGISTRY_PREFIX}/{where.group}/model-{_digest(model_bytes)}/model.tar.gz")
+    code_url = upload_once(code_bytes, where.bucket, f"{REGISTRY_PREFIX}/{where.group}/code-{_digest(code_bytes)}/sourcedir.tar.gz")
+    current = approved_versions(sagemaker, where.group)
+    summary = behaviour_summary(model_data, current[-1] if current else None)
+    # The container environment SklearnModel gives the endpoint's model (constructs/…/model.py).
+    container = {
+        "Image": image_uri(env.project.framework_version, where.region),
+        "ModelDataUrl": model_url,
+        "Environment": {
+            "SAGEMAKER_PROGRAM": DEFAULT_PROGRAM,
+            "SAGEMAKER_SUBMIT_DIRECTORY": code_url,
+            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
+            "SAGEMAKER_REGION": where.region,
+            "HANDLER_MAX_REQUEST_BYTES": str(limit),
+        },
+    }
+    arn = describe(
+        sagemaker.create_model_package,
+        ModelPackageGroupName=where.group,
+        ModelPackageDescription=summary.line[:1024],
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={
+            "Containers": [container],
+            "SupportedContentTypes": CONTENT_TYPES,
+            "SupportedResponseMIMETypes": CONTENT_TYPES,
+        },
+        CustomerMetadataProperties={
+            "ModelSha256": hashlib.sha256(model_bytes).hexdigest(),
+            "CodeSha256": hashlib.sha256(code_bytes).hexdigest(),
+            "SourceFile": model_data.name[:256],
+            **summary.metadata,
+        },
+    )["ModelPackageArn"]
+    version = arn.rsplit("/", 1)[-1]
+    print(f"registered {where.group} version {version}: {arn}")
+    print(f"  model {model_url}")
+    print(f"  code  {code_url}")
+    print(f"  {summary.line}")
+    print(f"  status PendingManualApproval: `endpointctl approve {version}` or `endpointctl reject {version} --reason …`")
+    return 0
+
+
+def approved_versions(sagemaker: Any, group: str) -> list[dict[str, Any]]:
+    """Approved versions, oldest first."""
+    summaries = describe(list_versions, sagemaker, group)
+    return sorted((s for s in summaries if s.get("ModelApprovalStatus") == "Approved"),
+                  key=lambda s: s["ModelPackageVersion"])
+
+
+@dataclass(frozen=True)
+class BehaviourSummary:
+    line: str
+    metadata: dict[str, str]
+
+
+def behaviour_summary(candidate: Path, current: dict[str, Any] | None) -> BehaviourSummary:
+    """How the candidate decides on a fixed synthetic sample, against the approved version."""
+    from endpointctl.scoring import fraud_probabilities
+    from endpointctl.training import synthetic_transactions
+
+    features, _ = synthetic_transactions(SAMPLE_ROWS, seed=SAMPLE_SEED)
+    rows = features.round(6).tolist()
+    new = fraud_probabilities(candidate, rows)
+    flagged_new = sum(p >= 0.5 for p in new) / len(new)
+    if current is None:
+        return BehaviourSummary(
+            f"first approved candidate: flags {flagged_new:.1%} of {len(rows):,} synthetic transactions; nothing approved to compare with",
+            {"FlaggedRate": f"{flagged_new:.4f}", "SampleRows": str(len(rows))},
+        )
+    package = describe(client("sagemaker").describe_model_package, ModelPackageName=current["ModelPackageArn"])
+    url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
+    with tempfile.TemporaryDirectory(prefix="approved-model-") as workdir:
+        bucket, key = url.removeprefix("s3://").split("/", 1)
+        approved_archive = Path(workdir) / "model.tar.gz"
+        describe(client("s3").download_file, bucket, key, str(approved_archive))
+        old = fraud_probabilities(approved_archive, rows)
+    flagged_old = sum(p >= 0.5 for p in old) / len(old)
+    agree = sum((a >= 0.5) == (b >= 0.5) for a, b in zip(old, new)) / len(new)
+    shift = sum(abs(a - b) for a, b in zip(old, new)) / len(new)
+    version = current["ModelPackageVersion"]
+    return BehaviourSummary(
+        f"vs approved version {version}: same decision on {agree:.1%} of {len(rows):,} synthetic transactions; "
+        f"flagged {flagged_old:.1%} -> {flagged_new:.1%}; mean |change in P(fraud)| {shift:.4f}",
+        {"ComparedWithVersion": str(version), "DecisionAgreement": f"{agree:.4f}", "FlaggedRate": f"{flagged_new:.4f}",
+         "FlaggedRateBefore": f"{flagged_old:.4f}", "MeanProbabilityShift": f"{shift:.4f}", "SampleRows": str(len(rows))},
+    )
+
+
+def package_of(sagemaker: Any, group: str, version: str) -> dict[str, Any]:
+    if not version.isdigit() or int(version) < 1:
+        raise CommandError(f"VERSION: got {version!r}; allowed: a version number of group {group} (1, 2, …)")
+    for summary in describe(list_versions, sagemaker, group):
+        if summary.get("ModelPackageVersion") == int(version):
+            return summary
+    raise CommandError(f"group {group} has no version {version}")
+
+
+def set_status(args: argparse.Namespace, status: str, description: str) -> int:
+    where = registry(args.env)
+    sagemaker = client("sagemaker")
+    package = package_of(sagemaker, where.group, args.version)
+    before = package.get("ModelApprovalStatus")
+    if before == status:
+        print(f"{where.group} version {args.version} is already {status}")
+        return 0
+    describe(sagemaker.update_model_package, ModelPackageArn=package["ModelPackageArn"],
+             ModelApprovalStatus=status, ApprovalDescription=description[:1024])
+    print(f"{where.group} version {args.version}: {before} -> {status}")
+    if status == "Approved":
+        print("  the pipeline starts on this approval; a synth resolving "
+              f"'{where.group}:latest-approved' now deploys version {args.version}")
+    return 0
+
+
+def run_approve(args: argparse.Namespace) -> int:
+    return set_status(args, "Approved", args.reason or "approved with endpointctl approve")
+
+
+def run_reject(args: argparse.Namespace) -> int:
+    if not args.reason.strip():
+        raise CommandError("--reason: got an empty reason; allowed: a sentence saying why the version is rejected")
+    return set_status(args, "Rejected", args.reason)
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+COMMANDS = {"register": run_register, "approve": run_approve, "reject": run_reject}

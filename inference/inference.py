@@ -18,6 +18,7 @@ Responses:
   text/csv          one line per input line: label,p(class 0),p(class 1),...
 """
 
+import codecs
 import io
 import json
 import os
@@ -35,14 +36,22 @@ SUPPORTED_TYPES = (JSON_TYPE, CSV_TYPE)
 MAX_REQUEST_BYTES = int(os.environ.get("HANDLER_MAX_REQUEST_BYTES", str(6 * 1024 * 1024)))
 
 
+# Charsets Python can decode that are not character sets of text: domain-name label
+# encodings. punycode's decoder is also quadratic (a 6 MB body would take minutes and
+# hit the worker timeout, a 5xx).
+NOT_TEXT_CHARSETS = ("punycode", "idna")
+
+
 class RequestError:
-    """A request the handler refuses; becomes a 4xx response in `output_fn`."""
+    """A request the handler refuses; becomes a 4xx response in `output_fn`.
+    `row` is the index of the offending row in the request (a CSV body's line - 1)."""
 
-    __slots__ = ("status", "message")
+    __slots__ = ("status", "message", "row")
 
-    def __init__(self, status, message):
+    def __init__(self, status, message, row=None):
         self.status = status
         self.message = message
+        self.row = row
 
 
 class Prediction:
@@ -79,10 +88,9 @@ def input_fn(request_body, request_content_type):
     if isinstance(request_body, (bytes, bytearray)):
         if len(request_body) > MAX_REQUEST_BYTES:
             return _too_large(len(request_body))
-        try:
-            request_body = request_body.decode(charset)
-        except (UnicodeDecodeError, LookupError) as error:
-            return RequestError(400, f"body is not valid {charset} text: {error}")
+        request_body = _decode(request_body, charset)
+        if isinstance(request_body, RequestError):
+            return request_body
     elif len(request_body) > MAX_REQUEST_BYTES:  # characters >= bytes/4; check the encoded size only when close
         size = len(request_body.encode("utf-8"))
         if size > MAX_REQUEST_BYTES:
@@ -90,6 +98,19 @@ def input_fn(request_body, request_content_type):
     if media_type == JSON_TYPE:
         return _parse_json(request_body)
     return _parse_csv(request_body)
+
+
+def _decode(body, charset):
+    """The body as text, or a 400: any failure to decode is the caller's charset or bytes."""
+    try:
+        if codecs.lookup(charset).name in NOT_TEXT_CHARSETS:
+            return RequestError(400, f"charset {charset!r} is not a character set for text; use utf-8")
+        return body.decode(charset)
+    # UnicodeError (a ValueError) for bytes the codec refuses or for codecs such as
+    # 'undefined'; LookupError for unknown or non-text codecs ('rot13', 'base64');
+    # ValueError for a name with a NUL in it.
+    except (ValueError, LookupError) as error:
+        return RequestError(400, f"body is not valid {charset!r} text: {type(error).__name__}: {error}")
 
 
 def _too_large(size):
@@ -113,14 +134,45 @@ def _parse_json(text):
         # instead of being coerced ("1.5" -> 1.5, true -> 1.0) into a silent answer.
         array = np.asarray(instances)
     except ValueError:
-        return RequestError(400, '"instances" rows must all have the same number of features')
+        return RequestError(400, '"instances" rows must be lists of numbers, all with the same number of features')
     if array.ndim != 2:
         return RequestError(400, '"instances" must be a list of rows, each a list of numbers, e.g. [[0.5, 1.2, 0.3, 0.8, 0.1]]')
+    if array.dtype.kind == "O":  # integers beyond 64 bits, or nulls, dicts...
+        array = _object_rows_as_floats(array)
+        if isinstance(array, RequestError):
+            return array
     # numpy folds true/false into numbers when they sit beside numbers; look for them only
     # when the text has one of the words (a C-speed scan on the common path).
     if array.dtype.kind not in "iuf" or (("true" in text or "false" in text) and _has_bool(instances)):
-        return RequestError(400, '"instances" must hold numbers only (no strings, booleans or nulls)')
+        return _not_numbers(_first_row_with_a_non_number(instances))
     return _finite(array.astype(np.float64, copy=False), "instances")
+
+
+def _not_numbers(row):
+    return RequestError(400, f'"instances" row {row} holds a value that is not a number; '
+                        "rows hold numbers only (no strings, booleans or nulls)", row)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _first_row_with_a_non_number(rows):
+    return next((i for i, row in enumerate(rows) if not all(map(_is_number, row))), 0)
+
+
+def _object_rows_as_floats(array):
+    """Rows numpy could not type: integers too long for 64 bits become floats (as
+    1e30 would be); anything else is not a number."""
+    for (row, feature), value in np.ndenumerate(array):
+        if not _is_number(value):
+            return _not_numbers(row)
+        try:
+            float(value)
+        except OverflowError:
+            return RequestError(400, f'"instances" row {row} feature {feature} is an integer of {len(str(value))} digits, '
+                                f"beyond the float64 range (magnitude up to {np.finfo(np.float64).max!s})", row)
+    return array.astype(np.float64)
 
 
 def _has_bool(rows):
@@ -135,12 +187,33 @@ def _parse_csv(text):
             warnings.simplefilter("ignore")
             array = np.loadtxt(io.StringIO(text), delimiter=",", dtype=np.float64, ndmin=2, comments=None)
     except ValueError as error:
-        return RequestError(400, f"CSV body is not numeric records: {error}")
+        return _csv_error(text, error)
     # loadtxt skips blank lines; Batch Transform needs one output line per input line.
     lines = text.count("\n") + (0 if text.endswith("\n") else 1)
     if array.shape[0] != lines:
-        return RequestError(400, f"CSV body has {lines} lines but {array.shape[0]} records; remove blank lines")
+        blank = next(i for i, line in enumerate(text.split("\n")) if not line.strip())
+        return RequestError(400, f"CSV line {blank + 1} is blank; send one record per line (Batch Transform "
+                            "answers one line per input line)", blank)
     return _finite(array, "CSV body")
+
+
+def _csv_error(text, error):
+    """Name the line loadtxt refused (its own message counts rows from 0 or from 1
+    depending on the error): only refused requests pay for this second pass."""
+    width = None
+    for row, line in enumerate(text.split("\n")[: text.count("\n") + (not text.endswith("\n"))]):
+        if not line.strip():
+            return RequestError(400, f"CSV line {row + 1} is blank; send one record per line", row)
+        fields = line.split(",")
+        if width is not None and len(fields) != width:
+            return RequestError(400, f"CSV line {row + 1} has {len(fields)} values; the lines before it have {width}", row)
+        width = len(fields)
+        for field in fields:
+            try:
+                float(field)
+            except ValueError:
+                return RequestError(400, f"CSV line {row + 1} holds {field.strip()[:40]!r}, which is not a number", row)
+    return RequestError(400, f"CSV body is not numeric records: {error}")
 
 
 def _finite(array, what):
@@ -148,8 +221,44 @@ def _finite(array, what):
         return RequestError(400, f"{what} is an empty batch")
     if not np.isfinite(array).all():
         row = int(np.argwhere(~np.isfinite(array))[0][0])
-        return RequestError(400, f"{what} row {row} holds NaN or infinity")
+        return RequestError(400, f"{what} row {row} holds NaN or infinity", row)
     return array
+
+
+def _input_dtype(model):
+    """The float type the model computes in. scikit-learn's trees, and the forests and
+    boostings made of them, cast their input to `sklearn.tree`'s DTYPE (float32) and
+    then refuse what became infinite with a ValueError: a 500. Other models keep float64."""
+    pending = [model]
+    while pending:
+        estimator = pending.pop()
+        if hasattr(estimator, "tree_"):
+            from sklearn.tree._tree import DTYPE
+
+            return np.dtype(DTYPE)
+        for name in ("steps", "estimators_", "estimator_", "estimators"):
+            children = getattr(estimator, name, None)
+            if isinstance(children, np.ndarray):
+                pending.extend(children.ravel())
+            elif isinstance(children, (list, tuple)):
+                pending.extend(c[-1] if isinstance(c, tuple) else c for c in children)
+            elif children is not None and hasattr(children, "get_params"):
+                pending.append(children)
+    return np.dtype(np.float64)
+
+
+def _in_model_range(array, dtype):
+    """The rows cast as the model will cast them, or a 400 naming the first value that
+    does not fit (float32 tops out near 3.4e38; JSON and CSV numbers reach 1.8e308)."""
+    if array.dtype == dtype:
+        return array
+    with np.errstate(over="ignore"):
+        cast = array.astype(dtype)
+    if np.isfinite(cast).all():
+        return cast
+    row, feature = (int(i) for i in np.argwhere(~np.isfinite(cast))[0])
+    return RequestError(400, f"row {row} feature {feature} (counting from 0) is {float(array[row, feature])!r}, "
+                        f"beyond the model's {dtype.name} range (magnitude up to {np.finfo(dtype).max!s})", row)
 
 
 def predict_fn(input_data, model):
@@ -158,6 +267,9 @@ def predict_fn(input_data, model):
     expected = getattr(model, "n_features_in_", None)
     if expected is not None and input_data.shape[1] != expected:
         return RequestError(400, f"each row must have {expected} features; got {input_data.shape[1]}")
+    input_data = _in_model_range(input_data, _input_dtype(model))
+    if isinstance(input_data, RequestError):
+        return input_data
     # One pass of the model: the labels are the most probable classes.
     probabilities = model.predict_proba(input_data)
     return Prediction(model.classes_[probabilities.argmax(axis=1)], probabilities)
@@ -200,5 +312,8 @@ def _error_response(error):
     # and only refused requests need it.
     from werkzeug.wrappers import Response
 
-    body = json.dumps({"error": error.message, "status": error.status})
+    reason = {"error": error.message, "status": error.status}
+    if error.row is not None:
+        reason["row"] = error.row
+    body = json.dumps(reason)
     return Response(body, status=error.status, mimetype=JSON_TYPE)

@@ -95,15 +95,29 @@ BAD_REQUESTS = [
     ('{"instances": [[null, 1.2, 0.3, 0.8, 0.1]]}', "application/json", "application/json", 400, "numbers only"),
     ('{"instances": [[NaN, 1.2, 0.3, 0.8, 0.1]]}', "application/json", "application/json", 400, "NaN or infinity"),
     ('{"instances": [[1e999, 1.2, 0.3, 0.8, 0.1]]}', "application/json", "application/json", 400, "NaN or infinity"),
-    ("0.5,1.2,abc,0.8,0.1", "text/csv", "text/csv", 400, "not numeric"),
-    ("f1,f2,f3,f4,f5\n0.5,1.2,0.3,0.8,0.1", "text/csv", "text/csv", 400, "not numeric"),
-    ("0.5,1.2,0.3,0.8,0.1\n1,2,3", "text/csv", "text/csv", 400, "not numeric"),
-    ("0.5,1.2,0.3,0.8,0.1\n\n1,2,3,4,5", "text/csv", "text/csv", 400, "blank lines"),
+    ("0.5,1.2,abc,0.8,0.1", "text/csv", "text/csv", 400, "CSV line 1 holds 'abc', which is not a number"),
+    ("f1,f2,f3,f4,f5\n0.5,1.2,0.3,0.8,0.1", "text/csv", "text/csv", 400, "CSV line 1 holds 'f1'"),
+    ("0.5,1.2,0.3,0.8,0.1\n1,2,3", "text/csv", "text/csv", 400, "CSV line 2 has 3 values; the lines before it have 5"),
+    ("0.5,1.2,0.3,0.8,0.1\n\n1,2,3,4,5", "text/csv", "text/csv", 400, "CSV line 2 is blank"),
     ("", "text/csv", "text/csv", 400, "empty"),
     ("0.5,1.2,nan,0.8,0.1", "text/csv", "text/csv", 400, "NaN or infinity"),
     ("1,2,3,4", "text/csv", "text/csv", 400, "5 features"),
     ("<x/>", "application/xml", "application/json", 415, "not supported"),
-    (b"\xff\xfe", "text/csv; charset=utf-8", "text/csv", 400, "not valid utf-8"),
+    (b"\xff\xfe", "text/csv; charset=utf-8", "text/csv", 400, "not valid 'utf-8' text"),
+    # Decoders that raise UnicodeError (not UnicodeDecodeError), LookupError or ValueError.
+    (b"1,2,3,4,5", "application/json; charset=undefined", "text/csv", 400, "not valid 'undefined' text"),
+    (b"1,2,3,4,5", "text/csv; charset=rot13", "text/csv", 400, "not valid 'rot13' text: LookupError"),
+    (b"1,2,3,4,5", "text/csv; charset=utf-8\x00", "text/csv", 400, "not valid"),
+    # punycode decodes in quadratic time: a 6 MB body would outlast the worker timeout.
+    (b"1,2,3,4,5", "text/csv; charset=punycode", "text/csv", 400, "charset 'punycode' is not a character set for text"),
+    (b"1,2,3,4,5", "text/csv; charset=IDNA", "text/csv", 400, "is not a character set for text"),
+    # The forest computes in float32: beyond its range sklearn would raise (a 500).
+    ('{"instances": [[1e39, 0, 0, 0, 0]]}', "application/json", "text/csv", 400,
+     "row 0 feature 0 (counting from 0) is 1e+39, beyond the model's float32 range (magnitude up to 3.4028235e+38)"),
+    ("1,2,3,4,5\n0,0,-3.5e38,0,0", "text/csv", "text/csv", 400, "row 1 feature 2 (counting from 0) is -3.5e+38"),
+    ('{"instances": [[1, 1, 1, 1, 1], [1%s, 0, 0, 0, 0]]}' % ("0" * 400,), "application/json", "text/csv", 400,
+     '"instances" row 1 feature 0 is an integer of 401 digits, beyond the float64 range'),
+    ('{"instances": [[1, 1, 1, 1, 1], [1, {}, 0, 0, 0]]}', "application/json", "text/csv", 400, '"instances" row 1 holds a value that is not a number'),
     ('{"instances": [[0.5, 1.2, 0.3, 0.8, 0.1]]}', "application/json", "application/xml", 406, "accept type"),
 ]
 
@@ -113,6 +127,38 @@ def test_bad_requests_get_a_4xx_that_says_why(handler, body, content_type, accep
     got_status, payload = status_and_json(handler.invoke(body, content_type, accept))
     assert got_status == status
     assert reason in payload["error"] and payload["status"] == status
+
+
+def test_refusals_name_the_row_for_machines_too(handler):
+    """`row` (counting from 0) lets `endpointctl transform` name the file's line."""
+    for body, content_type in (("1,2,3,4,5\n1,2,3,4,5\n1,x,3,4,5", "text/csv"), ("1,1,1,1,1\n1,1,1,1,1\n1,1,nan,1,1", "text/csv"),
+                               ("1,1,1,1,1\n1,1,1,1,1\n1,1,1e39,1,1", "text/csv"),
+                               ('{"instances": [[1, 1, 1, 1, 1], [1, 1, 1, 1, 1], [1, null, 1, 1, 1]]}', "application/json")):
+        status, payload = status_and_json(handler.invoke(body, content_type, "text/csv"))
+        assert (status, payload["row"]) == (400, 2), payload
+
+
+def test_values_at_the_edge_of_float32_are_answered(handler):
+    """Numbers that round to float32's largest value are not infinite for the model."""
+    edge = float(np.finfo(np.float32).max)
+    status, body = status_and_json(handler.invoke(json.dumps({"instances": [[edge, -edge, 1e-45, 0, 1e-300]]}),
+                                                  "application/json", "application/json"))
+    assert status == 200
+    features = np.array([[edge, -edge, 1e-45, 0, 1e-300]])
+    assert body["predictions"] == handler.model.predict(features).tolist()
+
+
+def test_a_float64_model_takes_what_float32_cannot(handler, monkeypatch):
+    """The limit is the model's: a linear model computes in float64 and takes 1e39."""
+    from sklearn.linear_model import LogisticRegression
+
+    features, labels = synthetic_transactions(200, seed=1)
+    linear = LogisticRegression().fit(features, labels)
+    module = handler.module
+    assert module._input_dtype(handler.model) == np.float32 and module._input_dtype(linear) == np.float64
+    result = module.output_fn(module.predict_fn(module.input_fn('{"instances": [[1e39, 0, 0, 0, 0]]}', "application/json"),
+                                                linear), "application/json")
+    assert isinstance(result, tuple)
 
 
 def test_oversized_body_is_413(handler, monkeypatch):
@@ -154,7 +200,7 @@ def test_handler_imports_only_what_the_image_has():
             modules |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
             modules.add(node.module.split(".")[0])
-    assert modules <= {"io", "json", "os", "warnings", "joblib", "numpy", "werkzeug", "scipy", "pandas", "sklearn"}
+    assert modules <= {"codecs", "io", "json", "os", "warnings", "joblib", "numpy", "werkzeug", "scipy", "pandas", "sklearn"}
 
 
 def test_handler_is_python39_syntax():

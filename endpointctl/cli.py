@@ -122,13 +122,13 @@ def _sklearn_version() -> str:
 
 
 def cmd_preflight(args: argparse.Namespace) -> int:
-    return preflight.report_and_exit_code(args)
+    return preflight.sandboxed_exit_code(args)  # loading the model runs its code: never in this process
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from endpointctl.local import serve_forever
 
-    serve_forever(
+    return serve_forever(
         model_data=args.model_data,
         code=args.code,
         program=args.program,
@@ -137,7 +137,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         timeout=args.timeout,
     )
-    return 0
 
 
 def cmd_invoke(args: argparse.Namespace) -> int:

@@ -1,8 +1,14 @@
-"""Run the local endpoint: in this process (`serve`) or as a child (`LocalEndpoint`)."""
+"""Run the local endpoint (`serve`, or `LocalEndpoint` as a child process).
+
+Loading a model runs its code, so the model is never loaded in the process that
+fetched it: `serve` starts a sandboxed child (`serving_runtime.sandbox`) with no AWS
+credentials in reach, which loads the model and serves on a socket bound here.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,12 +17,16 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from endpointctl.errors import CommandError
 from serving_runtime.archive import prepare_code, unpack_model
 from serving_runtime.container import InvocationsApp, ServerSettings, run_gunicorn
+from serving_runtime.errors import ServingError
 from serving_runtime.loader import load_handler
+from serving_runtime.sandbox import untrusted_child
 
 
 def fetch(location: str, workdir: Path, name: str) -> Path:
@@ -31,6 +41,13 @@ def fetch(location: str, workdir: Path, name: str) -> Path:
     return target
 
 
+# What the sandboxed server may see of this environment: the container's own settings
+# and the handler's; never AWS_* (the sandbox refuses those).
+SERVING_VARIABLES = ("SAGEMAKER_", "HANDLER_")
+# The model loads once, before the server answers: a load slower than this stops serve.
+MODEL_LOAD_TIMEOUT_S = 300
+
+
 def serve_forever(
     *,
     model_data: str,
@@ -40,25 +57,116 @@ def serve_forever(
     port: int,
     workers: int | None,
     timeout: int | None,
-) -> None:
+) -> int:
+    """Fetch the archives here (s3:// needs credentials), then serve them from a child
+    that has none: loading the model runs its code (`serving_runtime.sandbox`).
+
+    This process binds the port and hands the listening socket to the child, so the
+    child needs no network of its own: where the kernel allows it runs in an empty
+    network namespace (no instance-metadata service either) and still answers on the
+    socket. Returns the child's exit code."""
     settings = ServerSettings.from_environment(host=host, port=port, workers=workers, timeout=timeout)
     workdir = Path(tempfile.mkdtemp(prefix="endpointctl-serve-"))
-    model_archive = fetch(model_data, workdir, "model.tar.gz")
-    code_source = fetch(code, workdir, "sourcedir.tar.gz")
-    model_dir = unpack_model(model_archive, workdir / "model")
-    code_dir = prepare_code(code_source, workdir)
-    default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
+    try:
+        model_archive = fetch(model_data, workdir, "model.tar.gz")
+        code_source = fetch(code, workdir, "sourcedir.tar.gz")
+        try:
+            listener = socket.create_server((settings.host, settings.port))
+        except OSError as error:
+            raise CommandError(f"cannot listen on {settings.host}:{settings.port}: {error.strerror or error}") from None
+        passed_env = {k: v for k, v in os.environ.items() if k.startswith(SERVING_VARIABLES)}
+        command = [
+            sys.executable, "-m", "endpointctl.local",
+            "--model-data", str(model_archive.resolve()), "--code", str(code_source.resolve()),
+            "--program", program, "--listen-fd", str(listener.fileno()),
+            "--workers", str(settings.workers), "--timeout", str(settings.timeout), "--shown-as", model_data,
+        ]
+        with listener, untrusted_child(extra_env=passed_env, memory_bytes=SERVER_MEMORY_BYTES) as child:
+            process = child.popen(command, pass_fds=(listener.fileno(),))
+            listener.close()  # the child holds it now
+            return _wait_forwarding_signals(process)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
-    def build_app() -> InvocationsApp:
-        handler = load_handler(model_dir, code_dir, program)
-        print(
-            f"serving {model_data} with {code_dir / program} on http://{settings.host}:{settings.port} "
-            f"(workers {settings.workers}, timeout {settings.timeout}s); GET /ping, POST /invocations",
-            flush=True,
-        )
-        return InvocationsApp(handler, default_accept=default_accept)
 
-    run_gunicorn(build_app, settings)
+# Address space for the server: the master and each worker hold the model.
+SERVER_MEMORY_BYTES = 4 * 1024**3
+
+
+def _wait_forwarding_signals(process: subprocess.Popen) -> int:
+    """Wait for the child; pass SIGTERM/SIGINT on so gunicorn stops its workers and the
+    sandbox's scratch HOME is removed after it."""
+    def forward(signum: int, _frame: object) -> None:
+        if process.poll() is None:
+            process.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return process.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _serve_in_sandbox(argv: list[str]) -> int:
+    """The sandboxed half of `endpointctl serve`: unpack, load (time-bounded), serve on
+    the inherited socket. Run as `python -m endpointctl.local` by `serve_forever` only."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="endpointctl serve (sandboxed)")
+    for option in ("--model-data", "--code", "--program", "--shown-as"):
+        parser.add_argument(option, required=True)
+    for option in ("--listen-fd", "--workers", "--timeout"):
+        parser.add_argument(option, type=int, required=True)
+    args = parser.parse_args(argv)
+    try:
+        # gunicorn takes inherited sockets the systemd way: LISTEN_FDS from fd 3 on, for this pid.
+        if args.listen_fd != SD_LISTEN_FDS_START:
+            os.dup2(args.listen_fd, SD_LISTEN_FDS_START)
+            os.close(args.listen_fd)
+        os.environ.update(LISTEN_FDS="1", LISTEN_PID=str(os.getpid()))
+        with socket.socket(fileno=os.dup(SD_LISTEN_FDS_START)) as listener:
+            host, port = listener.getsockname()[:2]
+        settings = ServerSettings(host=host, port=port, workers=args.workers, timeout=args.timeout)
+        # The sandbox's scratch HOME: removed by the parent once this process has exited.
+        workdir = Path(os.environ["HOME"])
+        model_dir = unpack_model(Path(args.model_data), workdir / "model")
+        code_dir = prepare_code(Path(args.code), workdir)
+        default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
+
+        def build_app() -> InvocationsApp:
+            with time_limit(MODEL_LOAD_TIMEOUT_S, f"loading the model took longer than {MODEL_LOAD_TIMEOUT_S} s"):
+                handler = load_handler(model_dir, code_dir, args.program)
+            print(
+                f"serving {args.shown_as} with {code_dir / args.program} on http://{settings.host}:{settings.port} "
+                f"(workers {settings.workers}, timeout {settings.timeout}s); GET /ping, POST /invocations",
+                flush=True,
+            )
+            return InvocationsApp(handler, default_accept=default_accept)
+
+        run_gunicorn(build_app, settings)
+    except ServingError as error:
+        print(f"endpointctl serve: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+SD_LISTEN_FDS_START = 3
+
+
+@contextmanager
+def time_limit(seconds: int, message: str) -> Iterator[None]:
+    """Raise ServingError(message) if the block runs longer than `seconds` (main thread)."""
+    def expire(_signum: int, _frame: object) -> None:
+        raise ServingError(message)
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def free_port() -> int:
@@ -137,3 +245,7 @@ class LocalEndpoint:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(_serve_in_sandbox(sys.argv[1:]))

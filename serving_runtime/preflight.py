@@ -6,6 +6,10 @@ Checks, in the order the container would trip on them:
 3. the handler imports and defines the four functions;
 4. `model_fn` loads the model;
 5. a sample request in JSON and in CSV is answered 200, within the response size limit.
+
+Step 4 loads the pickle, and loading a pickle runs whatever code it names: the synth
+and `endpointctl preflight` run this module only in `serving_runtime.sandbox`'s
+untrusted child (`run_sandboxed`), never in a process that holds credentials.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Iterator
 from serving_runtime.archive import prepare_code, unpack_model
 from serving_runtime.errors import ServingError
 from serving_runtime.loader import load_handler
+from serving_runtime.sandbox import untrusted_child
 from serving_runtime.image import (
     DEFAULT_FRAMEWORK_VERSION,
     DEFAULT_PROGRAM,
@@ -33,6 +38,10 @@ from serving_runtime.image import (
     framework_versions,
     sklearn_version,
 )
+
+
+# Loading and two sample requests; a fraud model takes seconds.
+PREFLIGHT_TIMEOUT_S = 300.0
 
 
 class PreflightError(Exception):
@@ -156,6 +165,38 @@ def run_preflight(
     return report
 
 
+def preflight_command(
+    model_data: Path,
+    *,
+    code: Path = HANDLER_DIR,
+    program: str = DEFAULT_PROGRAM,
+    framework_version: str = DEFAULT_FRAMEWORK_VERSION,
+    max_response_bytes: int = INSTANCE_PAYLOAD_LIMIT_BYTES,
+) -> list[str]:
+    return [
+        sys.executable, "-m", "serving_runtime.preflight",
+        "--model-data", str(model_data),
+        "--code", str(code),
+        "--program", program,
+        "--max-response-bytes", str(max_response_bytes),
+        "--framework-version", framework_version,
+    ]
+
+
+def run_sandboxed(command: list[str], *, timeout_s: float = PREFLIGHT_TIMEOUT_S, **kwargs) -> subprocess.CompletedProcess:
+    """Run the preflight in an untrusted child: loading the pickle runs its code, so the
+    child has no AWS credentials in reach, no network where the kernel allows, a scratch
+    HOME, and memory and time limits. Raises PreflightError past the time limit."""
+    try:
+        with untrusted_child() as child:
+            return child.run(command, timeout_s=timeout_s, **kwargs)
+    except subprocess.TimeoutExpired:
+        raise PreflightError(
+            f"preflight did not finish within {timeout_s:g} s (loading the model runs its code; a model that "
+            "takes this long to load and answer would also time out on SageMaker)"
+        ) from None
+
+
 def preflight_in_subprocess(
     model_data: Path,
     *,
@@ -163,16 +204,12 @@ def preflight_in_subprocess(
     max_response_bytes: int = INSTANCE_PAYLOAD_LIMIT_BYTES,
     framework_version: str = DEFAULT_FRAMEWORK_VERSION,
 ) -> None:
-    """Run the preflight in a child interpreter (the handler's imports stay out of the
-    caller, e.g. the CDK app) and raise PreflightError with its report."""
-    command = [
-        sys.executable, "-m", "serving_runtime.preflight",
-        "--model-data", str(model_data),
-        "--code", str(handler_dir),
-        "--max-response-bytes", str(max_response_bytes),
-        "--framework-version", framework_version,
-    ]
-    result = subprocess.run(command, capture_output=True, text=True)
+    """Run the preflight in a sandboxed child interpreter (the handler's imports and the
+    pickle's code stay out of the caller, e.g. the CDK app, which holds deploy
+    credentials) and raise PreflightError with its report."""
+    command = preflight_command(model_data, code=handler_dir, max_response_bytes=max_response_bytes,
+                                framework_version=framework_version)
+    result = run_sandboxed(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise PreflightError(f"preflight refused {model_data}:\n{(result.stdout + result.stderr).strip()}")
 
@@ -185,6 +222,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--framework-version", default=DEFAULT_FRAMEWORK_VERSION, choices=framework_versions(),
                         help=f"sklearn image version (default: {DEFAULT_FRAMEWORK_VERSION})")
     parser.add_argument("--max-response-bytes", type=int, default=INSTANCE_PAYLOAD_LIMIT_BYTES, help="response size limit")
+
+
+def sandboxed_exit_code(args: argparse.Namespace) -> int:
+    """`endpointctl preflight`: the same check in the sandboxed child; its report is
+    printed as it comes, its exit code returned."""
+    command = preflight_command(args.model_data, code=args.code, program=args.program,
+                                framework_version=args.framework_version, max_response_bytes=args.max_response_bytes)
+    return run_sandboxed(command).returncode
 
 
 def report_and_exit_code(args: argparse.Namespace) -> int:

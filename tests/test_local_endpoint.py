@@ -102,7 +102,8 @@ def test_workers_come_from_sagemaker_model_server_workers(sample_model):
     with LocalEndpoint(model_data=sample_model, workers=0, env={"SAGEMAKER_MODEL_SERVER_WORKERS": "3"}) as running:
         time.sleep(0.5)
         processes = subprocess.run(["ps", "-o", "pid=", "-g", str(running.process.pid)], capture_output=True, text=True)
-        assert len(processes.stdout.split()) == 1 + 3  # gunicorn master + 3 workers
+        # serve (fetches, holds no model) + its sandboxed gunicorn master + 3 workers
+        assert len(processes.stdout.split()) == 1 + 1 + 3
 
 
 def test_a_broken_artifact_fails_before_listening(tmp_path):

@@ -14,7 +14,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from serving_runtime.preflight import preflight_in_subprocess
-from sagemaker_serving.alarms import AlarmThresholds, EndpointAlarms
+from sagemaker_serving.alarms import EndpointAlarms
 from sagemaker_serving.autoscaling import InstanceCountScaling, ProvisionedConcurrencyScaling
 from sagemaker_serving.dashboard import EndpointDashboard
 from sagemaker_serving.batch import BatchTransform
@@ -23,7 +23,6 @@ from sagemaker_serving.endpoint import (
     InstanceVariant,
     ServerlessVariant,
     ServingEndpoint,
-    TrafficShifting,
 )
 from sagemaker_serving.image import SklearnImage
 from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle
@@ -111,12 +110,7 @@ class ServingStack(cdk.Stack):
                 self,
                 "Endpoint",
                 endpoint_name=env.endpoint_name,
-                serverless=ServerlessVariant(
-                    model=model_for(env.model_data),
-                    memory_mb=env.endpoint.memory_mb,
-                    max_concurrency=env.endpoint.max_concurrency,
-                    provisioned_concurrency=env.endpoint.provisioned_concurrency,
-                ),
+                serverless=ServerlessVariant(model=model_for(env.model_data), capacity=env.endpoint),
                 kms_key=self.key,
             )
         else:
@@ -131,13 +125,7 @@ class ServingStack(cdk.Stack):
                 ) if capture else None,
                 retain_instance_counts=env.endpoint.autoscaling is not None,
                 instance_variants=[
-                    InstanceVariant(
-                        model=model_for(v.model_data or env.model_data),
-                        instance_type=v.instance_type,
-                        instance_count=v.instance_count,
-                        weight=v.weight,
-                        name=v.name,
-                    )
+                    InstanceVariant(model=model_for(v.model_data or env.model_data), fleet=v)
                     for v in env.endpoint.variants
                 ],
             )
@@ -150,12 +138,7 @@ class ServingStack(cdk.Stack):
             endpoint=self.endpoint,
             endpoint_name=env.endpoint_name,
             topic=self.topic,
-            thresholds=AlarmThresholds(
-                model_latency_ms=env.alarms.model_latency_ms,
-                memory_utilization_percent=env.alarms.memory_utilization_percent,
-                client_error_rate_percent=env.alarms.client_error_rate_percent,
-                idle_hours=env.alarms.idle_hours,
-            ),
+            thresholds=env.alarms,
         )
         self._production_features(env)
         self.log_group = logs.LogGroup(
@@ -325,28 +308,17 @@ class ServingStack(cdk.Stack):
             scaling = endpoint_config.provisioned_scaling
             if scaling is not None:
                 ProvisionedConcurrencyScaling(
-                    self, "Autoscaling", endpoint=self.endpoint, endpoint_name=env.endpoint_name,
-                    min_concurrency=scaling.min_concurrency, max_concurrency=scaling.max_concurrency,
-                    target_utilization=scaling.target_utilization,
-                    scale_in_cooldown=cdk.Duration.seconds(scaling.scale_in_cooldown_s),
-                    scale_out_cooldown=cdk.Duration.seconds(scaling.scale_out_cooldown_s),
+                    self, "Autoscaling", endpoint=self.endpoint, endpoint_name=env.endpoint_name, settings=scaling
                 )
             return
         if endpoint_config.autoscaling is not None:
-            a = endpoint_config.autoscaling
             InstanceCountScaling(
                 self, "Autoscaling", endpoint=self.endpoint, endpoint_name=env.endpoint_name,
-                min_instances=a.min_instances, max_instances=a.max_instances,
-                target_invocations_per_instance=a.target_invocations_per_instance,
-                scale_in_cooldown=cdk.Duration.seconds(a.scale_in_cooldown_s),
-                scale_out_cooldown=cdk.Duration.seconds(a.scale_out_cooldown_s),
+                settings=endpoint_config.autoscaling,
             )
         if endpoint_config.rollout is not None:
-            r = endpoint_config.rollout
             self.endpoint.use_deployment_guardrails(
-                TrafficShifting(strategy=r.strategy, step_percent=r.step_percent, wait_s=r.wait_s,
-                                baking_s=r.baking_s, max_execution_s=r.max_execution_s),
-                rollback_alarm_names=self.alarms.rollback_alarm_names,
+                endpoint_config.rollout, rollback_alarm_names=self.alarms.rollback_alarm_names
             )
             self.endpoint.node.add_dependency(self.alarms)  # rollback alarms exist before any update
         else:

@@ -59,7 +59,7 @@ def test_unknown_environment_and_top_level_key():
     raw["environments"]["qa"] = {}
     raw["colour"] = "blue"
     message = problems_of(raw)
-    assert 'environments.qa: got "qa"; allowed: environment names dev, staging, prod' in message
+    assert 'environments.qa: unknown key; allowed keys: dev, prod, staging' in message
     assert "colour: unknown key" in message
     with pytest.raises(ConfigError, match="env: 'qa' is not an environment"):
         load_config().environment("qa")
@@ -90,6 +90,19 @@ def test_cdk_synth_refuses_bad_config_with_exit_1(tmp_path):
                             env={**__import__("os").environ, "CDK_CONTEXT_JSON": json.dumps(context), "CDK_OUTDIR": str(tmp_path)})
     assert result.returncode == 1
     assert "environments.dev.endpoint.memory_mb: got 1500" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_endpointctl_reports_broken_cdk_json_in_one_line_as_cdk_synth(tmp_path, monkeypatch, capsys):
+    import stacks.config
+    from endpointctl.cli import main
+
+    broken = tmp_path / "cdk.json"
+    broken.write_text('{"app": "python app.py", "context": {"serving": {,}}}')
+    monkeypatch.setattr(stacks.config, "CDK_JSON", broken)
+    assert main(["cost", "--env", "dev"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err == ("endpointctl cost: cdk.json: Expecting property name enclosed in double quotes at line 1 column 50\n")
 
 
 # ------------------------------------------------------------------------ preflight

@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -18,17 +16,9 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from sagemaker_serving.endpoint import ServingEndpoint
+from sagemaker_serving.settings import AlarmSettings
 
 MICROSECONDS_PER_MS = 1000
-
-
-@dataclass(frozen=True)
-class AlarmThresholds:
-    model_latency_ms: float = 1000.0
-    memory_utilization_percent: float = 80.0
-    client_error_rate_percent: float = 5.0
-    # Notify when the endpoint had no invocation for this many hours (dev: destroy it).
-    idle_hours: int | None = None
 
 
 class EndpointAlarms(Construct):
@@ -43,7 +33,7 @@ class EndpointAlarms(Construct):
         endpoint: ServingEndpoint,
         endpoint_name: str,
         topic: sns.ITopic,
-        thresholds: AlarmThresholds,
+        thresholds: AlarmSettings,
     ) -> None:
         super().__init__(scope, id)
         self.alarms: list[cloudwatch.Alarm] = []

@@ -15,6 +15,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from sagemaker_serving.endpoint import ServingEndpoint
+from sagemaker_serving.settings import InstanceAutoscalingSettings, ProvisionedConcurrencySettings
 
 
 def _resource_id(endpoint_name: str, variant: str) -> str:
@@ -41,7 +42,7 @@ def _track(
     metric: autoscaling.PredefinedMetric,
     policy_id: str,
     target_value: float,
-    cooldowns: tuple[cdk.Duration, cdk.Duration],
+    cooldowns: tuple[int, int],
     role: iam.IRole,
 ) -> autoscaling.ScalableTarget:
     """A scalable target on one variant, tracking one predefined metric; it depends on the
@@ -61,8 +62,8 @@ def _track(
         policy_id,
         target_value=target_value,
         predefined_metric=metric,
-        scale_in_cooldown=cooldowns[0],
-        scale_out_cooldown=cooldowns[1],
+        scale_in_cooldown=cdk.Duration.seconds(cooldowns[0]),
+        scale_out_cooldown=cdk.Duration.seconds(cooldowns[1]),
     )
     return target
 
@@ -75,11 +76,7 @@ class InstanceCountScaling(Construct):
         *,
         endpoint: ServingEndpoint,
         endpoint_name: str,
-        min_instances: int,
-        max_instances: int,
-        target_invocations_per_instance: int,
-        scale_in_cooldown: cdk.Duration,
-        scale_out_cooldown: cdk.Duration,
+        settings: InstanceAutoscalingSettings,
     ) -> None:
         super().__init__(scope, id)
         if endpoint.serverless:
@@ -88,10 +85,11 @@ class InstanceCountScaling(Construct):
         self.targets = [
             _track(
                 self, variant, endpoint=endpoint, resource_id=_resource_id(endpoint_name, variant),
-                dimension="sagemaker:variant:DesiredInstanceCount", capacity=(min_instances, max_instances),
+                dimension="sagemaker:variant:DesiredInstanceCount",
+                capacity=(settings.min_instances, settings.max_instances),
                 metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
-                policy_id="InvocationsPerInstance", target_value=target_invocations_per_instance,
-                cooldowns=(scale_in_cooldown, scale_out_cooldown), role=role,
+                policy_id="InvocationsPerInstance", target_value=settings.target_invocations_per_instance,
+                cooldowns=(settings.scale_in_cooldown_s, settings.scale_out_cooldown_s), role=role,
             )
             for variant in endpoint.variant_names
         ]
@@ -105,11 +103,7 @@ class ProvisionedConcurrencyScaling(Construct):
         *,
         endpoint: ServingEndpoint,
         endpoint_name: str,
-        min_concurrency: int,
-        max_concurrency: int,
-        target_utilization: float,
-        scale_in_cooldown: cdk.Duration,
-        scale_out_cooldown: cdk.Duration,
+        settings: ProvisionedConcurrencySettings,
     ) -> None:
         super().__init__(scope, id)
         if not endpoint.serverless:
@@ -117,8 +111,9 @@ class ProvisionedConcurrencyScaling(Construct):
         variant = endpoint.variant_names[0]
         self.target = _track(
             self, "Target", endpoint=endpoint, resource_id=_resource_id(endpoint_name, variant),
-            dimension="sagemaker:variant:DesiredProvisionedConcurrency", capacity=(min_concurrency, max_concurrency),
+            dimension="sagemaker:variant:DesiredProvisionedConcurrency",
+            capacity=(settings.min_concurrency, settings.max_concurrency),
             metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_PROVISIONED_CONCURRENCY_UTILIZATION,
-            policy_id="ProvisionedConcurrencyUtilization", target_value=target_utilization,
-            cooldowns=(scale_in_cooldown, scale_out_cooldown), role=_service_linked_role(self),
+            policy_id="ProvisionedConcurrencyUtilization", target_value=settings.target_utilization,
+            cooldowns=(settings.scale_in_cooldown_s, settings.scale_out_cooldown_s), role=_service_linked_role(self),
         )

@@ -17,7 +17,7 @@ from constructs import Construct
 
 from sagemaker_serving.image import SklearnImage
 from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle
-from sagemaker_serving.network import ModelNetwork
+from sagemaker_serving.settings import NetworkSettings
 from sagemaker_serving.nag import acknowledge_wildcard_resource
 
 INPUT_PREFIX = "batch-input/"
@@ -40,7 +40,7 @@ class BatchTransform(Construct):
         job_name_prefix: str,
         max_payload_bytes: int,
         kms_key: kms.IKey | None = None,
-        network: ModelNetwork = ModelNetwork(),
+        network: NetworkSettings = NetworkSettings(),
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)

@@ -12,20 +12,15 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from sagemaker_serving.model import SklearnModel
+from sagemaker_serving.settings import DEFAULT_VARIANT_NAME, RolloutSettings, ServerlessSettings, VariantSettings
 
 NAMESPACE = "AWS/SageMaker"
 # Instance (and serverless memory) utilization lives in its own namespace.
 UTILIZATION_NAMESPACE = "/aws/sagemaker/Endpoints"
-SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
-
-
 @dataclass(frozen=True)
 class ServerlessVariant:
     model: SklearnModel
-    memory_mb: int
-    max_concurrency: int
-    provisioned_concurrency: int | None = None
-    name: str = "AllTraffic"
+    capacity: ServerlessSettings
 
 
 @dataclass(frozen=True)
@@ -37,23 +32,9 @@ class DataCapture:
 
 
 @dataclass(frozen=True)
-class TrafficShifting:
-    """Blue/green deployment guardrails: how traffic moves to the new fleet."""
-
-    strategy: str  # all_at_once | canary | linear
-    step_percent: int
-    wait_s: int
-    baking_s: int
-    max_execution_s: int
-
-
-@dataclass(frozen=True)
 class InstanceVariant:
     model: SklearnModel
-    instance_type: str
-    instance_count: int
-    weight: float = 1.0
-    name: str = "AllTraffic"
+    fleet: VariantSettings
 
 
 class ServingEndpoint(Construct):
@@ -81,30 +62,31 @@ class ServingEndpoint(Construct):
         if serverless is not None and data_capture is not None:
             raise ValueError("ServingEndpoint: serverless endpoints take no data capture")
         if serverless is not None:
-            self.variant_names = [serverless.name]
+            self.variant_names = [DEFAULT_VARIANT_NAME]
             self.serverless = True
+            capacity = serverless.capacity
             variants = [
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=serverless.name,
+                    variant_name=DEFAULT_VARIANT_NAME,
                     model_name=serverless.model.model_name,
                     serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
-                        memory_size_in_mb=serverless.memory_mb,
-                        max_concurrency=serverless.max_concurrency,
-                        provisioned_concurrency=serverless.provisioned_concurrency,
+                        memory_size_in_mb=capacity.memory_mb,
+                        max_concurrency=capacity.max_concurrency,
+                        provisioned_concurrency=capacity.provisioned_concurrency,
                     ),
                 )
             ]
         else:
             assert instance_variants is not None
-            self.variant_names = [v.name for v in instance_variants]
+            self.variant_names = [v.fleet.name for v in instance_variants]
             self.serverless = False
             variants = [
                 sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=v.name,
+                    variant_name=v.fleet.name,
                     model_name=v.model.model_name,
-                    instance_type=v.instance_type,
-                    initial_instance_count=v.instance_count,
-                    initial_variant_weight=v.weight,
+                    instance_type=v.fleet.instance_type,
+                    initial_instance_count=v.fleet.instance_count,
+                    initial_variant_weight=v.fleet.weight,
                 )
                 for v in instance_variants
             ]
@@ -148,7 +130,7 @@ class ServingEndpoint(Construct):
             ),
         )
 
-    def use_deployment_guardrails(self, shifting: TrafficShifting, *, rollback_alarm_names: list[str]) -> None:
+    def use_deployment_guardrails(self, shifting: RolloutSettings, *, rollback_alarm_names: list[str]) -> None:
         """Blue/green updates with traffic shifting, rolled back when an alarm fires.
         Only instance-backed endpoints have them; a serverless update is all at once."""
         if self.serverless:
@@ -173,24 +155,9 @@ class ServingEndpoint(Construct):
 
     @staticmethod
     def _validate(serverless: ServerlessVariant | None, instance_variants: list[InstanceVariant] | None) -> None:
-        errors: list[str] = []
+        # The settings types hold SageMaker's limits; what is left is the choice of one kind.
         if (serverless is None) == (not instance_variants):
-            errors.append("give exactly one of serverless or instance_variants")
-        if serverless is not None:
-            if serverless.memory_mb not in SERVERLESS_MEMORY_SIZES:
-                errors.append(f"memory_mb must be one of {SERVERLESS_MEMORY_SIZES}, got {serverless.memory_mb}")
-            if not 1 <= serverless.max_concurrency <= 200:
-                errors.append(f"max_concurrency must be between 1 and 200, got {serverless.max_concurrency}")
-            pc = serverless.provisioned_concurrency
-            if pc is not None and not 1 <= pc <= serverless.max_concurrency:
-                errors.append(f"provisioned_concurrency must be between 1 and max_concurrency, got {pc}")
-        for v in instance_variants or []:
-            if not v.instance_type.startswith("ml."):
-                errors.append(f"variant {v.name}: instance_type must be an ml.* type, got {v.instance_type!r}")
-            if v.instance_count < 1:
-                errors.append(f"variant {v.name}: instance_count must be at least 1, got {v.instance_count}")
-        if errors:
-            raise ValueError("ServingEndpoint: " + "; ".join(errors))
+            raise ValueError("ServingEndpoint: give exactly one of serverless or instance_variants")
 
     @property
     def endpoint_name(self) -> str:

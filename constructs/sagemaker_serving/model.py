@@ -14,7 +14,7 @@ from constructs import Construct
 
 from serving_runtime.bundle import bundle_entries, reproducible_targz, source_bundle_bytes, write_content_addressed
 from sagemaker_serving.image import SklearnImage
-from sagemaker_serving.network import ModelNetwork
+from sagemaker_serving.settings import NetworkSettings
 from sagemaker_serving.nag import (
     INLINE_POLICY_REASON,
     acknowledge,
@@ -144,7 +144,7 @@ class SklearnModel(Construct):
         source: SourceBundle,
         log_group_prefix: str,
         max_request_bytes: int,
-        network: ModelNetwork = ModelNetwork(),
+        network: NetworkSettings = NetworkSettings(),
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)

@@ -1,0 +1,234 @@
+"""The settings the constructs take, validated once: SageMaker's limits as types.
+
+The app's configuration (`stacks.config`) parses `cdk.json` into these same classes, so
+a construct receives what was checked, never a copy of it. A bad value becomes one
+problem naming the key, the value and what is allowed; every problem of a document is
+collected (see `Settings`). No CDK import: the configuration loads this without jsii.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, ClassVar, Iterator, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, WrapValidator, model_validator
+from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
+
+# A problem found by a rule across fields: (key path below the object, value, what is allowed).
+Problem = tuple[tuple[str | int, ...], Any, str]
+
+
+def allowing(allowed: str) -> WrapValidator:
+    """Replace pydantic's own message about a value with what is allowed (nested errors,
+    such as a bad field inside a list item, keep their own)."""
+
+    def check(value: Any, handler: Any) -> Any:
+        try:
+            return handler(value)
+        except ValidationError as error:
+            nested = [e for e in error.errors() if e["loc"]]
+            if not nested:
+                raise PydanticCustomError("not_allowed", "{allowed}", {"allowed": allowed}) from None
+            raise ValidationError.from_exception_data("nested", [*map(_carried, nested)]) from None
+
+    return WrapValidator(check)
+
+
+def integer(low: int, high: int) -> Any:
+    return Annotated[int, Strict(), Field(ge=low, le=high), allowing(f"an integer from {low} to {high}")]
+
+
+def number(low: float, high: float) -> Any:
+    return Annotated[float, Strict(), Field(ge=low, le=high), allowing(f"a number from {low:g} to {high:g}")]
+
+
+def matching(pattern: str, allowed: str) -> Any:
+    return Annotated[str, Strict(), Field(pattern=pattern), allowing(allowed)]
+
+
+def one_of(*values: Any) -> Any:
+    return Annotated[Literal[values], allowing(" | ".join(json.dumps(v) for v in values))]
+
+
+Flag = Annotated[bool, Strict(), allowing("true | false")]
+
+
+def _error(loc: tuple[str | int, ...], value: Any, kind: str, ctx: dict[str, Any]) -> InitErrorDetails:
+    message = ctx.get("message", "{allowed}")
+    return InitErrorDetails(type=PydanticCustomError(kind, message, ctx), loc=loc, input=value)
+
+
+def _carried(error: ErrorDetails) -> InitErrorDetails:
+    """An error raised below, carried up unchanged (type, place, value, context)."""
+    return _error(error["loc"], error["input"], error["type"], {**error.get("ctx", {}), "message": error["msg"]})
+
+
+class Settings(BaseModel):
+    """Frozen; unknown keys and cross-field rules (`problems`) are reported together with
+    every other bad value of the document, not one at a time."""
+
+    # Unknown keys are reported by `_collect_problems` (with the keys allowed), and refused by the schema.
+    model_config = ConfigDict(frozen=True, extra="ignore", json_schema_extra={"additionalProperties": False})
+    # Keys that are known but refused here, with what is allowed instead of them.
+    refused_keys: ClassVar[dict[str, str]] = {}
+
+    def problems(self) -> Iterator[Problem]:
+        """The rules across this object's fields (each field's own range is its type)."""
+        return iter(())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _collect_problems(cls, data: Any, handler: Any) -> Any:
+        errors: list[InitErrorDetails] = []
+        if isinstance(data, dict):
+            known = {field.alias or name for name, field in cls.model_fields.items()}
+            for key in sorted(set(data) - known, key=str):
+                if key in cls.refused_keys:
+                    errors.append(_error((key,), data[key], "not_allowed", {"allowed": cls.refused_keys[key]}))
+                else:
+                    errors.append(_error((key,), data[key], "unknown_key", {"allowed": ", ".join(sorted(known))}))
+        try:
+            settings = handler(data)
+        except ValidationError as error:
+            raise ValidationError.from_exception_data(cls.__name__, [*map(_carried, error.errors()), *errors]) from None
+        errors += [_error(loc, value, "not_allowed", {"allowed": allowed}) for loc, value, allowed in settings.problems()]
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        return settings
+
+
+def describe(error: ErrorDetails, *, root: str, hidden: frozenset[Any] = frozenset()) -> str:
+    """One line: the dotted key, the value and what is allowed."""
+    loc = [part for part in error["loc"] if part not in hidden]
+    key = "".join(map(_key_part, loc)).lstrip(".") or root
+    ctx, value = error.get("ctx", {}), error["input"]
+    if "key" in ctx and isinstance(value, dict):  # a problem with one key of this object
+        key, value = f"{key}.{ctx['key']}", value.get(ctx["key"])
+    if error["type"] == "missing":
+        return f"{key}: missing; it is required"
+    if error["type"] == "unknown_key":
+        return f"{key}: unknown key; allowed keys: {ctx['allowed']}"
+    allowed = ctx.get("allowed") or _ALLOWED.get(error["type"], error["msg"])
+    return f"{key}: got {json.dumps(value, default=repr)}; allowed: {allowed}"
+
+
+def _key_part(part: str | int) -> str:
+    """`.name`, `[0]` for a list item, `["odd key"]` for a key that is not a plain word."""
+    if isinstance(part, int):
+        return f"[{part}]"
+    return f".{part}" if re.fullmatch(r"[A-Za-z0-9_-]+", part) else f"[{json.dumps(part)}]"
+
+
+_ALLOWED = {"model_type": "an object", "model_attributes_type": "an object", "dict_type": "an object",
+            "tuple_type": "a list", "list_type": "a list"}
+
+
+# --------------------------------------------------------------- SageMaker's limits
+# ../shared/reference/SAGEMAKER.md, "Limits".
+SERVERLESS_MEMORY_SIZES = (1024, 2048, 3072, 4096, 5120, 6144)
+Concurrency = integer(1, 200)
+Cooldown = integer(0, 3600)
+InstanceCount = integer(1, 100)
+INSTANCE_TYPE = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
+InstanceType = matching(INSTANCE_TYPE, "an ml.* instance type such as ml.m5.large")
+SAGEMAKER_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
+SAGEMAKER_NAME_MAX = 63
+VariantName = Annotated[str, Strict(), Field(pattern=SAGEMAKER_NAME, max_length=SAGEMAKER_NAME_MAX),
+                        allowing(f"letters, digits and single hyphens, at most {SAGEMAKER_NAME_MAX}")]
+
+
+class ServerlessSettings(Settings):
+    """A serverless variant's capacity."""
+
+    memory_mb: one_of(*SERVERLESS_MEMORY_SIZES) = 2048
+    max_concurrency: Concurrency = 5
+    provisioned_concurrency: Concurrency | None = None
+
+    def problems(self) -> Iterator[Problem]:
+        if self.provisioned_concurrency is not None and self.provisioned_concurrency > self.max_concurrency:
+            yield ("provisioned_concurrency",), self.provisioned_concurrency, f"at most max_concurrency ({self.max_concurrency})"
+
+
+# What SageMaker's own tools call a lone variant.
+DEFAULT_VARIANT_NAME = "AllTraffic"
+
+
+class VariantSettings(Settings):
+    """One instance-backed production variant: its fleet and its share of the traffic."""
+
+    name: VariantName = DEFAULT_VARIANT_NAME
+    instance_type: InstanceType = "ml.m5.large"
+    instance_count: InstanceCount = 1
+    weight: number(0, 1_000_000) = 1.0
+
+
+class InstanceAutoscalingSettings(Settings):
+    """Target tracking on SageMakerVariantInvocationsPerInstance, per variant."""
+
+    min_instances: InstanceCount = 1
+    max_instances: InstanceCount = 4
+    target_invocations_per_instance: integer(1, 100_000) = 100
+    scale_in_cooldown_s: Cooldown = 300
+    scale_out_cooldown_s: Cooldown = 60
+
+
+class ProvisionedConcurrencySettings(Settings):
+    """Target tracking on SageMakerVariantProvisionedConcurrencyUtilization."""
+
+    min_concurrency: Concurrency = 1
+    # Defaults to the endpoint's max_concurrency (filled in by the endpoint's settings).
+    max_concurrency: Concurrency = Field(1, json_schema_extra=lambda schema: schema.pop("default"))
+    target_utilization: number(0.1, 0.95) = 0.7
+    scale_in_cooldown_s: Cooldown = 300
+    scale_out_cooldown_s: Cooldown = 60
+
+
+class RolloutSettings(Settings):
+    """Blue/green deployment guardrails: how traffic moves to the new fleet."""
+
+    strategy: one_of("all_at_once", "canary", "linear") = "canary"
+    step_percent: integer(1, 50) = 10  # canary size, or linear step
+    wait_s: integer(0, 3600) = 300  # between traffic shifts
+    baking_s: integer(0, 3600) = 600  # after all traffic moved, before the old fleet goes
+    max_execution_s: integer(600, 28800) = 3600
+
+    def problems(self) -> Iterator[Problem]:
+        # SageMaker's limits: a canary is at most 50 % of the fleet, a linear step 10-50 %;
+        # the whole update must fit its timeout.
+        if self.strategy == "linear" and self.step_percent < 10:
+            yield ("step_percent",), self.step_percent, "10 to 50 for a linear rollout"
+        if self.strategy != "all_at_once":
+            steps = 1 if self.strategy == "canary" else -(-100 // self.step_percent)
+            needed = steps * self.wait_s + self.baking_s
+            if self.max_execution_s <= needed:
+                yield ("max_execution_s",), self.max_execution_s, f"more than the rollout's waits and baking ({needed} s)"
+
+
+IdleHours = integer(1, 24)
+
+
+class AlarmSettings(Settings):
+    model_latency_ms: number(1, 60_000) = 1000.0
+    memory_utilization_percent: number(1, 100) = 80.0
+    client_error_rate_percent: number(0, 100) = 5.0
+    email: matching(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "an e-mail address or null") | None = None
+    # Notify when the endpoint had no invocation for this many hours (dev: destroy it).
+    idle_hours: IdleHours | None = None
+
+
+SUBNET_ID = r"^subnet-[0-9a-f]{8,17}$"
+SECURITY_GROUP_ID = r"^sg-[0-9a-f]{8,17}$"
+
+
+class NetworkSettings(Settings):
+    """Where a model's container runs: in a VPC (subnets and security groups), and/or
+    with no network at all (isolation). The default is SageMaker's own network."""
+
+    subnet_ids: tuple[matching(SUBNET_ID, f"an id like {SUBNET_ID}"), ...] = ()
+    security_group_ids: tuple[matching(SECURITY_GROUP_ID, f"an id like {SECURITY_GROUP_ID}"), ...] = ()
+    isolation: Flag = False
+
+    def problems(self) -> Iterator[Problem]:
+        if bool(self.subnet_ids) != bool(self.security_group_ids):
+            yield ("subnet_ids",), list(self.subnet_ids), "subnet_ids and security_group_ids together (a VPC needs both)"

@@ -22,8 +22,8 @@ from botocore.exceptions import ClientError
 from endpointctl.errors import CommandError
 from stacks.config import Environment
 from endpointctl.invoke import post_local
+from serving_runtime.image import MIB
 
-MB = 1024 * 1024
 CSV = "text/csv"
 
 
@@ -36,7 +36,7 @@ def mini_batches(data: bytes, max_payload_bytes: int) -> Iterator[bytes]:
         if end < size:
             cut = data.rfind(b"\n", start, end)
             if cut < 0:
-                raise CommandError(f"a record at byte {start} is longer than MaxPayloadInMB ({max_payload_bytes // MB} MB)")
+                raise CommandError(f"a record at byte {start} is longer than MaxPayloadInMB ({max_payload_bytes // MIB} MIB)")
             end = cut + 1
         chunk = data[start:end]
         start = end
@@ -50,7 +50,7 @@ def transform_local(
     from tqdm import tqdm
 
     data = input_path.read_bytes()
-    batches = list(mini_batches(data, max_payload_mb * MB))
+    batches = list(mini_batches(data, max_payload_mb * MIB))
     output_dir.mkdir(parents=True, exist_ok=True)
     out_path = output_dir / f"{input_path.name}.out"
 
@@ -88,7 +88,7 @@ def run_transform(args: argparse.Namespace) -> int:
             endpoint = LocalEndpoint(
                 model_data=args.model_data,
                 workers=max_concurrent,
-                env={"HANDLER_MAX_REQUEST_BYTES": str(max_payload_mb * MB)},
+                env={"HANDLER_MAX_REQUEST_BYTES": str(max_payload_mb * MIB)},
             )
             url = stack.enter_context(endpoint).url
         started = time.perf_counter()

@@ -27,9 +27,8 @@ from sagemaker_serving.endpoint import (
 from sagemaker_serving.image import SklearnImage
 from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs, acknowledge_wildcard_resource
-from serving_runtime.image import HANDLER_DIR, PROJECT_ROOT
+from serving_runtime.image import DEFAULT_PROGRAM, HANDLER_DIR, PROJECT_ROOT
 from stacks.config import Environment, ServerlessEndpoint
-HANDLER_PROGRAM = "inference.py"
 DATA_CAPTURE_PREFIX = "data-capture/"
 
 
@@ -66,7 +65,7 @@ class ServingStack(cdk.Stack):
         self.environment_config = env
         removal = cdk.RemovalPolicy.RETAIN if env.retain_data else cdk.RemovalPolicy.DESTROY
         image = SklearnImage(env.project.framework_version)
-        source = SourceBundle.from_directory(handler_dir, program=HANDLER_PROGRAM)
+        source = SourceBundle.from_directory(handler_dir, program=DEFAULT_PROGRAM)
 
         self.key = self._data_key(env, removal)
         self.bucket = self._bucket(env, removal)

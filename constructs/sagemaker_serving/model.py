@@ -13,6 +13,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from serving_runtime.bundle import bundle_entries, reproducible_targz, source_bundle_bytes, write_content_addressed
+from serving_runtime.image import DEFAULT_PROGRAM
 from sagemaker_serving.image import SklearnImage
 from sagemaker_serving.settings import NetworkSettings
 from sagemaker_serving.nag import (
@@ -116,7 +117,7 @@ class SourceBundle:
         self.tarball = write_content_addressed(source_bundle_bytes(directory), "sourcedir.tar.gz")
 
     @staticmethod
-    def from_directory(directory: str | Path, *, program: str = "inference.py") -> "SourceBundle":
+    def from_directory(directory: str | Path, *, program: str = DEFAULT_PROGRAM) -> "SourceBundle":
         return SourceBundle(Path(directory), program=program)
 
     def bind(self, scope: Construct, grantee: iam.IGrantable) -> str:

@@ -36,7 +36,7 @@ def mini_batches(data: bytes, max_payload_bytes: int) -> Iterator[bytes]:
         if end < size:
             cut = data.rfind(b"\n", start, end)
             if cut < 0:
-                raise CommandError(f"a record at byte {start} is longer than MaxPayloadInMB ({max_payload_bytes // MIB} MIB)")
+                raise CommandError(f"a record at byte {start} is longer than MaxPayloadInMB ({max_payload_bytes // MIB} MB)")
             end = cut + 1
         chunk = data[start:end]
         start = end

@@ -87,6 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration-ms", type=float, default=DEFAULT_DURATION_MS,
                    help=f"assumed compute time per request, ms (default: {DEFAULT_DURATION_MS})")
 
+    p = commands.add_parser("plan", help="what deploying one cdk.out over another does: endpoint, traffic, "
+                            "IAM, data, cost, model behaviour (exit 3 if it fails, breaks callers or loses data)")
+    from endpointctl.plan import add_arguments as add_plan_arguments
+
+    add_plan_arguments(p)
+
     commands.add_parser("demo", help="the whole flow on a local AWS (moto): deploy, serve, invoke, transform, destroy")
 
     # The model registry (endpointctl.registry): versions in the registry environment's stack.
@@ -163,6 +169,12 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return run_cost(args)
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from endpointctl.plan import run_plan
+
+    return run_plan(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from endpointctl.demo import main as demo_main
 
@@ -178,6 +190,7 @@ COMMANDS = {
     "transform": cmd_transform,
     "status": cmd_status,
     "cost": cmd_cost,
+    "plan": cmd_plan,
 }
 
 

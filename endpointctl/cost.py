@@ -41,34 +41,43 @@ class Line:
     monthly_usd: float
 
 
+def serverless_lines(memory_mb: int, provisioned_concurrency: int | None, *, requests_per_day: float,
+                     duration_ms: float) -> list[Line]:
+    gb = memory_mb / 1024
+    seconds = requests_per_day * DAYS_PER_MONTH * duration_ms / 1000
+    lines = [Line(f"serverless compute, {memory_mb} MB", f"{seconds:,.0f} s/month",
+                  f"${SERVERLESS_PER_GB_SECOND * gb:.7f}/s", seconds * SERVERLESS_PER_GB_SECOND * gb)]
+    if provisioned_concurrency:
+        pc = provisioned_concurrency
+        lines.append(Line(f"provisioned concurrency x{pc}", f"{SECONDS_PER_MONTH:,} s/month",
+                          f"${PROVISIONED_PER_GB_SECOND * gb:.7f}/s each",
+                          pc * SECONDS_PER_MONTH * PROVISIONED_PER_GB_SECOND * gb))
+    return lines
+
+
+def instance_line(variant_name: str, instance_type: str, instance_count: int) -> Line:
+    item = f"{variant_name}: {instance_count} x {instance_type}"
+    hourly = INSTANCE_HOURLY.get(instance_type)
+    if hourly is None:
+        return Line(item, f"{HOURS_PER_MONTH * instance_count:,} h", "price unknown: not in table", 0.0)
+    return Line(item, f"{HOURS_PER_MONTH * instance_count:,} instance-h", f"${hourly}/h",
+                hourly * HOURS_PER_MONTH * instance_count)
+
+
+def data_processed_line(requests_per_day: float) -> Line:
+    data_gb = requests_per_day * DAYS_PER_MONTH * ASSUMED_REQUEST_KB * 2 / (1024 * 1024)  # in and out
+    return Line("data processed (in + out)", f"{data_gb:,.2f} GB", f"${DATA_PROCESSED_PER_GB}/GB",
+                data_gb * DATA_PROCESSED_PER_GB)
+
+
 def estimate(env: Environment, *, requests_per_day: float, duration_ms: float) -> list[Line]:
-    lines: list[Line] = []
-    requests = requests_per_day * DAYS_PER_MONTH
     if isinstance(env.endpoint, ServerlessEndpoint):
-        gb = env.endpoint.memory_mb / 1024
-        seconds = requests * duration_ms / 1000
-        lines.append(Line(f"serverless compute, {env.endpoint.memory_mb} MB", f"{seconds:,.0f} s/month",
-                          f"${SERVERLESS_PER_GB_SECOND * gb:.7f}/s", seconds * SERVERLESS_PER_GB_SECOND * gb))
-        if env.endpoint.provisioned_concurrency:
-            pc = env.endpoint.provisioned_concurrency
-            lines.append(Line(f"provisioned concurrency x{pc}", f"{SECONDS_PER_MONTH:,} s/month",
-                              f"${PROVISIONED_PER_GB_SECOND * gb:.7f}/s each",
-                              pc * SECONDS_PER_MONTH * PROVISIONED_PER_GB_SECOND * gb))
+        lines = serverless_lines(env.endpoint.memory_mb, env.endpoint.provisioned_concurrency,
+                                 requests_per_day=requests_per_day, duration_ms=duration_ms)
     else:
         assert isinstance(env.endpoint, InstanceEndpoint)
-        for variant in env.endpoint.variants:
-            hourly = INSTANCE_HOURLY.get(variant.instance_type)
-            if hourly is None:
-                lines.append(Line(f"{variant.name}: {variant.instance_count} x {variant.instance_type}",
-                                  f"{HOURS_PER_MONTH * variant.instance_count:,} h", "price unknown: not in table", 0.0))
-                continue
-            lines.append(Line(f"{variant.name}: {variant.instance_count} x {variant.instance_type}",
-                              f"{HOURS_PER_MONTH * variant.instance_count:,} instance-h", f"${hourly}/h",
-                              hourly * HOURS_PER_MONTH * variant.instance_count))
-    data_gb = requests * ASSUMED_REQUEST_KB * 2 / (1024 * 1024)  # in and out
-    lines.append(Line("data processed (in + out)", f"{data_gb:,.2f} GB", f"${DATA_PROCESSED_PER_GB}/GB",
-                      data_gb * DATA_PROCESSED_PER_GB))
-    return lines
+        lines = [instance_line(v.name, v.instance_type, v.instance_count) for v in env.endpoint.variants]
+    return lines + [data_processed_line(requests_per_day)]
 
 
 def render(env: Environment, lines: list[Line], *, requests_per_day: float, duration_ms: float) -> str:

@@ -320,6 +320,14 @@ class ServingStack(cdk.Stack):
                 endpoint_config.rollout, rollback_alarm_names=self.alarms.rollback_alarm_names
             )
             self.endpoint.node.add_dependency(self.alarms)  # rollback alarms exist before any update
+            if isinstance(self.inference_role, iam.Role):
+                # SageMaker reads the rollback alarms as the model's execution role: without
+                # cloudwatch:DescribeAlarms the guardrails cannot watch them (reference, "Second deploys").
+                rollback_alarms = [self.format_arn(service="cloudwatch", resource="alarm", resource_name=name,
+                                                   arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
+                                   for name in self.alarms.rollback_alarm_names]
+                self.inference_role.add_to_principal_policy(iam.PolicyStatement(
+                    sid="ReadRollbackAlarms", actions=["cloudwatch:DescribeAlarms"], resources=rollback_alarms))
         else:
             cdk.Annotations.of(self.endpoint).add_info(
                 "no rollout configured: endpoint updates replace the fleet without traffic shifting or alarm rollback"

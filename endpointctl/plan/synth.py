@@ -1,0 +1,37 @@
+"""Synthesize a cloud assembly in this process, as `cdk synth` does for each
+environment, from a `serving` configuration that may differ from cdk.json's.
+
+The tests, the benchmark, the demo and the README's example plan build the base and
+head assemblies of a release with it: one jsii runtime, one App per assembly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from serving_runtime.image import PROJECT_ROOT
+
+
+def cdk_context() -> dict[str, Any]:
+    """cdk.json's context: the feature flags `cdk synth` applies, and `serving`."""
+    return json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
+
+
+def synth_assembly(serving: dict[str, Any], environments: Iterable[str], outdir: Path) -> Path:
+    """One stack per environment, named and built as app.py builds it, nag packs included."""
+    import aws_cdk as cdk
+
+    from stacks.checks import add_nag_packs
+    from stacks.config import parse_config
+    from stacks.serving_stack import ServingStack
+
+    config = parse_config(serving)
+    app = cdk.App(context={**cdk_context(), "serving": serving}, outdir=str(outdir))
+    for name in environments:
+        environment = config.environment(name)
+        ServingStack(app, environment.stack_name, environment=environment)
+    add_nag_packs(app)
+    app.synth()
+    return outdir

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from contextlib import ExitStack, contextmanager
@@ -26,6 +25,7 @@ import boto3
 
 from endpointctl.errors import CommandError
 from endpointctl.local import LocalEndpoint, fetch, free_port
+from serving_runtime.archive import archive_files
 from serving_runtime.image import PROJECT_ROOT
 from stacks.config import load_config
 
@@ -121,8 +121,7 @@ def describe_deployment(env_name: str) -> Deployed:
 
 
 def check_gzip_tar(path: Path, must_hold: str) -> list[str]:
-    with tarfile.open(path, "r:gz") as tar:  # raises if not a gzip tar
-        names = [n.removeprefix("./") for n in tar.getnames()]
+    names = [name for name, _ in archive_files(path)]  # raises if not a whole gzip tar
     if must_hold not in names:
         raise CommandError(f"{path.name} holds {names}, not {must_hold} at its root")
     return names

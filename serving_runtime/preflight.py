@@ -18,7 +18,6 @@ import argparse
 import json
 import subprocess
 import sys
-import tarfile
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -85,19 +84,20 @@ def recording_sklearn_versions() -> Iterator[list[tuple[str, str]]]:
         BaseEstimator.__setstate__ = original  # type: ignore[method-assign]
 
 
-def _check_archive(model_data: Path, report: PreflightReport) -> bool:
+def _check_archive(model_data: Path, model_dir: Path, report: PreflightReport) -> bool:
+    """Unpack with the reader `serve` and the container emulation use (gzip verified to
+    its end, size limit, safe members), then look for the model at the root."""
     try:
-        with tarfile.open(model_data, "r:gz") as tar:
-            names = {m.name.removeprefix("./") for m in tar.getmembers() if m.isfile()}
-    except (tarfile.TarError, OSError, EOFError) as error:
-        report.problems.append(f"{model_data} is not a gzip tar archive ({error}); SageMaker extracts model data as tar.gz")
+        unpack_model(model_data, model_dir)
+    except ServingError as error:
+        report.problems.append(str(error))
         return False
-    if MODEL_FILENAME not in names:
-        nested = sorted(n for n in names if n.endswith("/" + MODEL_FILENAME))
+    if not (model_dir / MODEL_FILENAME).is_file():
+        nested = sorted(p.relative_to(model_dir).as_posix() for p in model_dir.rglob(MODEL_FILENAME))
         hint = f" (found {nested[0]}: pack it from inside its folder)" if nested else ""
         report.problems.append(f"{model_data} has no {MODEL_FILENAME} at its root{hint}; the handler loads model_dir/{MODEL_FILENAME}")
         return False
-    report.passed.append(f"{model_data.name} is a gzip tar with {MODEL_FILENAME} at its root")
+    report.passed.append(f"{model_data.name} is a whole gzip tar with {MODEL_FILENAME} at its root")
     return True
 
 
@@ -113,12 +113,12 @@ def run_preflight(
     if not model_data.is_file():
         report.problems.append(f"{model_data} does not exist")
         return report
-    if not _check_archive(model_data, report):
-        return report
     expected = sklearn_version(framework_version)
     with tempfile.TemporaryDirectory(prefix="preflight-") as workdir:
+        model_dir = Path(workdir) / "model"
+        if not _check_archive(model_data, model_dir, report):
+            return report
         try:
-            model_dir = unpack_model(model_data, Path(workdir) / "model")
             code_dir = prepare_code(code, Path(workdir))
             with recording_sklearn_versions() as versions:
                 handler = load_handler(model_dir, code_dir, program)

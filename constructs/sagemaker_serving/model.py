@@ -12,6 +12,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from serving_runtime.archive import archive_files
 from serving_runtime.bundle import bundle_entries, reproducible_targz, source_bundle_bytes, write_content_addressed
 from serving_runtime.image import DEFAULT_PROGRAM
 from sagemaker_serving.image import SklearnImage
@@ -93,14 +94,7 @@ def grant_object_read(scope: Construct, grantee: iam.IGrantable, bucket: str, ke
 
 def model_with_code(model_archive: Path, source: "SourceBundle") -> Path:
     """`model.tar.gz` repacked with the handler under `code/`."""
-    import tarfile
-
-    with tarfile.open(model_archive, "r:gz") as tar:
-        entries = [
-            (m.name.removeprefix("./"), tar.extractfile(m).read())  # type: ignore[union-attr]
-            for m in tar.getmembers()
-            if m.isfile() and not m.name.removeprefix("./").startswith("code/")
-        ]
+    entries = [(name, data) for name, data in archive_files(model_archive) if not name.startswith("code/")]
     entries += bundle_entries(source.directory, prefix="code/")
     return write_content_addressed(reproducible_targz(entries), "model.tar.gz")
 

@@ -41,9 +41,9 @@ def fetch(location: str, workdir: Path, name: str) -> Path:
     return target
 
 
-# What the sandboxed server may see of this environment: the container's own settings
-# and the handler's; never AWS_* (the sandbox refuses those).
-SERVING_VARIABLES = ("SAGEMAKER_", "HANDLER_")
+# What the sandboxed server may see of this environment: the container's own settings,
+# the handler's and the archive reader's limit; never AWS_* (the sandbox refuses those).
+SERVING_VARIABLES = ("SAGEMAKER_", "HANDLER_", "SERVING_")
 # The model loads once, before the server answers: a load slower than this stops serve.
 MODEL_LOAD_TIMEOUT_S = 300
 
@@ -66,6 +66,9 @@ def serve_forever(
     network namespace (no instance-metadata service either) and still answers on the
     socket. Returns the child's exit code."""
     settings = ServerSettings.from_environment(host=host, port=port, workers=workers, timeout=timeout)
+    # SIGTERM's default is to die on the spot; as SystemExit the `finally`s below run and
+    # the temp folders go (SIGINT is KeyboardInterrupt already).
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     workdir = Path(tempfile.mkdtemp(prefix="endpointctl-serve-"))
     try:
         model_archive = fetch(model_data, workdir, "model.tar.gz")
@@ -87,6 +90,10 @@ def serve_forever(
             return _wait_forwarding_signals(process)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 # Address space for the server: the master and each worker hold the model.
@@ -145,7 +152,7 @@ def _serve_in_sandbox(argv: list[str]) -> int:
             return InvocationsApp(handler, default_accept=default_accept)
 
         run_gunicorn(build_app, settings)
-    except ServingError as error:
+    except (ServingError, OSError) as error:
         print(f"endpointctl serve: {error}", file=sys.stderr)
         return 1
     return 0

@@ -16,7 +16,7 @@ against this):
   rules; a response object is sent as it is, status included; any exception from the
   four functions is a 500, with the traceback in the server log.
 Where it does not match the container, and why: README, "Where the local endpoint
-differs" (model loaded before listening, sync workers, no nginx process, this machine's
+differs" (model loaded before listening, no nginx process, this machine's
 Python and numpy).
 """
 
@@ -26,10 +26,13 @@ import json
 import logging
 import os
 import re
+import socket
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from serving_runtime.errors import ServingError
 from serving_runtime.loader import LoadedHandler
 
 DEFAULT_PORT = 8080
@@ -125,6 +128,67 @@ def _as_flask_sends(result: object) -> tuple[bytes, str]:
     raise TypeError(f"output_fn returned a {type(result).__name__}, which is not a valid response")
 
 
+# The largest body SageMaker hands a container: a Batch Transform mini-batch
+# (MaxPayloadInMB <= 100); InvokeEndpoint stops at 6 MB.
+MAX_DELIVERED_BYTES = 100 * 1024 * 1024
+# nginx's lingering_time: how long an unread body is read and dropped after an early answer.
+LINGERING_S = 30
+
+
+# nginx's own 400 page (it answers malformed requests itself, before gunicorn sees them).
+NGINX_BAD_REQUEST = (b"<html>\r\n<head><title>400 Bad Request</title></head>\r\n<body>\r\n"
+                     b"<center><h1>400 Bad Request</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n")
+_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _nginx_refuses_target(raw_uri: str) -> bool:
+    """The request targets nginx answers 400: not origin- or absolute-form (`ping`, `*`),
+    a bad or NUL percent-escape, a `..` that climbs above the root."""
+    target = raw_uri.partition("?")[0]
+    if target.startswith(("http://", "https://")):
+        target = "/" + target.split("/", 3)[3] if target.count("/") >= 3 else "/"
+    if not target.startswith("/") or _PERCENT.search(target) or "%00" in target:
+        return True
+    depth = 0
+    for segment in re.sub("/+", "/", target).split("/")[1:]:
+        depth += -1 if segment == ".." else (0 if segment in (".", "") else 1)
+        if depth < 0:
+            return True
+    return False
+
+
+class _ThenStopReading(list):
+    """A WSGI body whose close() stops reading the connection: after a request body
+    that does not parse, nothing after it can be trusted (nginx closes it too)."""
+
+    def __init__(self, chunks: list[bytes], environ: dict):
+        super().__init__(chunks)
+        self._socket = environ.get("gunicorn.socket")
+
+    def close(self) -> None:
+        if self._socket is not None:
+            try:
+                self._socket.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass
+
+
+class _ThenDiscard(list):
+    """A WSGI body whose close() reads and drops what is left of the request body."""
+
+    def __init__(self, chunks: list[bytes], stream: Any):
+        super().__init__(chunks)
+        self._stream = stream
+
+    def close(self) -> None:
+        deadline = time.monotonic() + LINGERING_S
+        try:
+            while time.monotonic() < deadline and self._stream.read(1 << 20):
+                pass
+        except OSError:  # the client went away: nothing left to drop
+            pass
+
+
 class InvocationsApp:
     """The container's nginx routing plus its Flask app's `/ping` and `/invocations`,
     as a plain WSGI callable."""
@@ -132,12 +196,20 @@ class InvocationsApp:
     def __init__(self, handler: LoadedHandler, *, default_accept: str = "application/json"):
         self.handler = handler
         self.default_accept = default_accept
+        # A handler that declares its limit (ours: HANDLER_MAX_REQUEST_BYTES) has a body over
+        # it refused before it is read; for others, the most SageMaker ever delivers.
+        declared = getattr(handler.module, "MAX_REQUEST_BYTES", None)
+        self.max_body_bytes = declared if isinstance(declared, int) and declared > 0 else MAX_DELIVERED_BYTES
 
     def __call__(self, environ: dict, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "GET")
+        if environ.get("SERVER_PROTOCOL") == "HTTP/1.1" and "HTTP_HOST" not in environ:
+            return self._bad_request(start_response)  # nginx: HTTP/1.1 requires Host
         allowed = ROUTES.get(path)
         if allowed is None:  # off the exact routes, which is all SageMaker sends: nginx, then Flask, decide
+            if _nginx_refuses_target(environ.get("RAW_URI") or path):
+                return self._bad_request(start_response)
             if not NGINX_PROXIED.match(_nginx_uri(path)):
                 status, body, mimetype = NGINX_NOT_FOUND
                 return self._send(start_response, status, body, mimetype)
@@ -158,9 +230,18 @@ class InvocationsApp:
         accept = environ.get("HTTP_ACCEPT") or ""
         if accept in ("", "*/*"):
             accept = self.default_accept
-        length = int(environ.get("CONTENT_LENGTH") or 0)
         stream = environ["wsgi.input"]
-        raw = stream.read(length) if length else stream.read()
+        limit = self.max_body_bytes
+        declared = int(environ.get("CONTENT_LENGTH") or 0)  # gunicorn refused a malformed one with 400
+        if declared > limit:  # refused before a byte of it is read (or held)
+            return self._too_large(start_response, stream, f"{declared}")
+        try:
+            raw = stream.read(declared) if declared else stream.read(limit + 1)  # chunked: at most limit + 1
+        except OSError as error:  # gunicorn's chunk errors are OSErrors; so is a client that stalls past the read timeout
+            log.warning("unreadable request body: %s: %s", type(error).__name__, error)
+            return _ThenStopReading(self._bad_request(start_response), environ)
+        if len(raw) > limit:
+            return self._too_large(start_response, stream, f"more than {limit}")
         # Werkzeug's get_data(as_text=True) in the container decodes with errors="replace".
         body: str | bytes = raw.decode("utf-8", errors="replace") if content_type in UTF8_TYPES else raw
         try:
@@ -180,6 +261,18 @@ class InvocationsApp:
             return self._error(start_response, 500)
         return self._send(start_response, STATUS_LINES[200], data, mimetype)
 
+    def _bad_request(self, start_response: StartResponse) -> list[bytes]:
+        return self._send(start_response, "400 Bad Request", NGINX_BAD_REQUEST, "text/html")
+
+    def _too_large(self, start_response: StartResponse, stream: Any, size: str) -> Iterable[bytes]:
+        """413 in the handler's words. The unread body is then read and dropped, as
+        nginx does after an early answer: a client still sending would otherwise meet a
+        reset connection instead of the 413."""
+        body = json.dumps({"error": f"body is {size} bytes; the limit is {self.max_body_bytes} bytes", "status": 413})
+        start_response("413 REQUEST ENTITY TOO LARGE",
+                       [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return _ThenDiscard([body.encode()], stream)
+
     def _error(self, start_response: StartResponse, code: int, *, allow: tuple[str, ...] = ()) -> list[bytes]:
         return self._send(start_response, STATUS_LINES[code], ERROR_PAGES[code], "text/html", allow=allow)
 
@@ -196,6 +289,25 @@ class InvocationsApp:
 # ----------------------------------------------------------------------- gunicorn
 
 
+# nginx in the container: client_header_timeout and client_body_timeout (60 s, nginx's
+# default: the template sets neither), keepalive_timeout 3. gunicorn has no read timeout
+# of its own; the worker below sets this one on each connection's socket.
+CLIENT_READ_TIMEOUT_S = 60
+KEEPALIVE_S = 3
+# The container's gunicorn command line: `-k gevent --worker-connections 1000`.
+WORKER_CONNECTIONS = 1000
+
+
+def _positive_int(name: str, raw: str | int, allowed: str) -> int:
+    try:
+        value = int(str(raw).strip())
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ServingError(f"{name}={str(raw)!r}: allowed: {allowed}")
+    return value
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = "127.0.0.1"
@@ -205,19 +317,68 @@ class ServerSettings:
 
     @classmethod
     def from_environment(cls, *, host: str, port: int, workers: int | None, timeout: int | None) -> "ServerSettings":
-        """Workers and timeout as the container reads them."""
+        """Workers and timeout as the container reads them (arguments win), each checked."""
         env = os.environ
-        return cls(
-            host=host,
-            port=port,
-            workers=workers or int(env.get("SAGEMAKER_MODEL_SERVER_WORKERS") or os.cpu_count() or 1),
-            timeout=timeout or int(env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT") or 60),
-        )
+        if not workers:
+            raw = env.get("SAGEMAKER_MODEL_SERVER_WORKERS", "").strip()
+            workers = _positive_int("SAGEMAKER_MODEL_SERVER_WORKERS", raw, "a whole number of worker processes >= 1") \
+                if raw else (os.cpu_count() or 1)
+        if not timeout:
+            raw = env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT", "").strip()
+            timeout = _positive_int("SAGEMAKER_MODEL_SERVER_TIMEOUT", raw, "a whole number of seconds >= 1") if raw else 60
+        return cls(host=host, port=port, workers=workers, timeout=timeout)
+
+
+def _gevent_worker() -> type:
+    """gunicorn's gevent worker, as in the container, with nginx's read timeout: a client
+    that stops half-way through its headers or body is dropped after CLIENT_READ_TIMEOUT_S
+    (nginx closes such a connection without an answer too). Each connection is a
+    greenlet, so slow or idle clients wait beside the others, not in front of them; the
+    handler is CPU-bound and runs one request at a time per worker, as in the container."""
+    from gunicorn.workers.ggevent import GeventWorker
+
+    class ContainerGeventWorker(GeventWorker):
+        def init_process(self) -> None:
+            _refuse_chunk_sizes_nginx_refuses()
+            super().init_process()
+
+        def handle(self, listener, client, addr):  # type: ignore[no-untyped-def]
+            client.settimeout(CLIENT_READ_TIMEOUT_S)
+            super().handle(listener, client, addr)
+
+        def handle_request(self, listener_name, req, sock, addr):  # type: ignore[no-untyped-def]
+            # nginx ignores header names with an underscore (underscores_in_headers off):
+            # a `SCRIPT_NAME` header never reaches the container's gunicorn, where it
+            # would be taken as the app's mount point (a 500 when the path does not start with it).
+            req.headers = [(name, value) for name, value in req.headers if "_" not in name]
+            return super().handle_request(listener_name, req, sock, addr)
+
+    return ContainerGeventWorker
+
+
+def _refuse_chunk_sizes_nginx_refuses() -> None:
+    """nginx answers 400 to a chunk size past its off_t (2**63 - 1); gunicorn would wait
+    for that much data. Patched in the worker process only."""
+    from gunicorn.http import body, errors
+
+    original = body.ChunkedReader.parse_chunk_size
+    if getattr(original, "refuses_overflow", False):
+        return
+
+    def parse_chunk_size(self, unreader, data=None):  # type: ignore[no-untyped-def]
+        size, rest = original(self, unreader, data)
+        if size >= 2**63:
+            raise errors.InvalidChunkSize(f"{size:x}")
+        return size, rest
+
+    parse_chunk_size.refuses_overflow = True  # type: ignore[attr-defined]
+    body.ChunkedReader.parse_chunk_size = parse_chunk_size  # type: ignore[method-assign]
 
 
 def run_gunicorn(app_factory: Callable[[], InvocationsApp], settings: ServerSettings) -> None:
-    """Pre-fork gunicorn, as in the container. The app (and so the model) is built in
-    the master before it binds, so the first 200 from /ping means the model is loaded."""
+    """Pre-fork gunicorn with gevent workers, as in the container. The app (and so the
+    model) is built in the master before it binds, so the first 200 from /ping means the
+    model is loaded."""
     from gunicorn.app.base import BaseApplication
 
     class _Server(BaseApplication):
@@ -226,7 +387,9 @@ def run_gunicorn(app_factory: Callable[[], InvocationsApp], settings: ServerSett
             self.cfg.set("workers", settings.workers)
             self.cfg.set("timeout", settings.timeout)
             self.cfg.set("preload_app", True)
-            self.cfg.set("worker_class", "sync")
+            self.cfg.set("worker_class", _gevent_worker())
+            self.cfg.set("worker_connections", WORKER_CONNECTIONS)
+            self.cfg.set("keepalive", KEEPALIVE_S)
             self.cfg.set("accesslog", None)
             self.cfg.set("loglevel", "warning")
 

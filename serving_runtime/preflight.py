@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from serving_runtime.archive import prepare_code, unpack_model
+from serving_runtime.archive import MAX_UNPACKED_BYTES_ENV, prepare_code, unpack_model
 from serving_runtime.errors import ServingError
 from serving_runtime.loader import load_handler
 from serving_runtime.sandbox import untrusted_child
@@ -187,8 +188,10 @@ def run_sandboxed(command: list[str], *, timeout_s: float = PREFLIGHT_TIMEOUT_S,
     """Run the preflight in an untrusted child: loading the pickle runs its code, so the
     child has no AWS credentials in reach, no network where the kernel allows, a scratch
     HOME, and memory and time limits. Raises PreflightError past the time limit."""
+    # The archive reader's limit is the caller's setting: it passes, nothing else does.
+    limit = {MAX_UNPACKED_BYTES_ENV: os.environ[MAX_UNPACKED_BYTES_ENV]} if MAX_UNPACKED_BYTES_ENV in os.environ else {}
     try:
-        with untrusted_child() as child:
+        with untrusted_child(extra_env=limit) as child:
             return child.run(command, timeout_s=timeout_s, **kwargs)
     except subprocess.TimeoutExpired:
         raise PreflightError(

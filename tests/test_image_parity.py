@@ -29,7 +29,7 @@ from endpointctl.local import LocalEndpoint, free_port, wait_for_ping
 from serving_runtime.archive import unpack_model
 from serving_runtime.bundle import source_bundle_bytes
 from tests.conftest import ROOT
-from tests.test_local_endpoint import ACCEPTS, BODIES, CONTENT_TYPES, Answer, send
+from tests.test_local_endpoint import ACCEPTS, BODIES, CONTENT_TYPES, MALFORMED_HTTP, Answer, raw_exchange, send
 
 pytestmark = pytest.mark.image
 IMAGE_VENV = ROOT / ".venv-image"
@@ -280,3 +280,38 @@ def test_a_malformed_corpus_line_is_refused_with_where_and_why(tmp_path):
     bad.write_text('{"name": "x", "status": 200, "body": "1", "json": {}}\n')
     with pytest.raises(ValueError, match="give one of"):
         load_corpus(bad)
+
+
+# ------------------------------------------------------------- malformed HTTP
+
+
+def status_of(answer: bytes) -> str:
+    """The status code, or what happened instead."""
+    if not answer:
+        return "closed or silent"
+    return answer.split(b" ", 2)[1].decode() if answer.startswith(b"HTTP/") else "not HTTP"
+
+
+# Where nginx and the local endpoint answer malformed HTTP differently (README, "Where the
+# local endpoint differs"): (nginx, ours). Every other request here gets the same status.
+MALFORMED_DIFFERENCES = {
+    "bare line feeds": (b"GET /ping HTTP/1.1\nHost: x\n\n", ("200", "closed or silent")),
+    "a header line without a colon": (b"GET /ping HTTP/1.1\r\nHost: x\r\nBadHeader\r\n\r\n", ("200", "400")),
+    "two spaces in the request line": (b"GET  /ping HTTP/1.1\r\nHost: x\r\n\r\n", ("200", "400")),
+    "HTTP/2.0 in the request line": (b"GET /ping HTTP/2.0\r\nHost: x\r\n\r\n", ("505", "400")),
+    "an unknown Transfer-Encoding": (b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n", ("501", "400")),
+    "a 20 kB header": (b"GET /ping HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20000 + b"\r\n\r\n", ("400", "431")),
+    "a 10 kB URI": (b"GET /ping?" + b"a" * 10000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", ("414", "400")),
+    "a Content-Length past 2**64": (b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+                                    ("400", "413")),
+}
+
+
+def test_malformed_http_gets_nginxs_status(servers):
+    if servers.handler != "inference":
+        pytest.skip("nginx and gunicorn answer these before any handler runs")
+    image_port, our_port = (int(url.rsplit(":", 1)[1]) for url in (servers.image_url, servers.our_url))
+    for name, data in {**MALFORMED_HTTP, "a SCRIPT_NAME header": b"GET /ping HTTP/1.1\r\nHost: x\r\nSCRIPT_NAME: /foo\r\n\r\n"}.items():
+        assert status_of(raw_exchange(our_port, data)) == status_of(raw_exchange(image_port, data)), name
+    for name, (data, (nginx, ours)) in MALFORMED_DIFFERENCES.items():
+        assert (status_of(raw_exchange(image_port, data)), status_of(raw_exchange(our_port, data))) == (nginx, ours), name

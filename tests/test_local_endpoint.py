@@ -5,8 +5,12 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
+import socket
 import subprocess
+import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,3 +161,142 @@ def test_still_answers_a_good_request_after_the_fuzzing(endpoint):
 def test_serve_help_answers():
     result = subprocess.run([os.sys.executable, "-m", "endpointctl", "serve", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "SAGEMAKER_MODEL_SERVER_WORKERS" in result.stdout
+
+
+# ------------------------------------------------------------- hostile clients
+
+
+def open_slow_connections(port: int, count: int) -> list[socket.socket]:
+    """Connections that never finish: silent, a header cut half-way, a body shorter than
+    its Content-Length. Two of these stopped a server with two sync workers."""
+    partial = [b"", b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Le",
+               b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 1000\r\n\r\n1,2,"]
+    connections = []
+    for i in range(count):
+        connection = socket.create_connection(("127.0.0.1", port))
+        connection.sendall(partial[i % len(partial)])
+        connections.append(connection)
+    return connections
+
+
+def test_slow_and_idle_clients_do_not_starve_it(endpoint):
+    connections = open_slow_connections(endpoint.port, 100)
+    try:
+        started = time.monotonic()
+        with urllib.request.urlopen(f"{endpoint.url}/ping", timeout=5) as response:
+            assert response.status == 200
+        assert request(endpoint.url, "POST", "/invocations", GOOD, {"Content-Type": "application/json"})[0] == 200
+        assert time.monotonic() - started < 5
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+def raw_exchange(port: int, data: bytes, *, timeout: float = 5) -> bytes:
+    """Send bytes as they are; what came back before the server closed or went quiet."""
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        connection.settimeout(timeout)
+        connection.sendall(data)
+        answer = b""
+        try:
+            while chunk := connection.recv(65536):
+                answer += chunk
+                connection.settimeout(0.5)
+        except (TimeoutError, ConnectionResetError):  # quiet, or closed with our bytes unread
+            pass
+    return answer
+
+
+def test_a_declared_body_over_the_limit_is_413_before_it_is_read(endpoint):
+    """Only the headers are sent: the answer cannot have waited for 400 MB."""
+    answer = raw_exchange(endpoint.port, b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+                                         b"Content-Length: 400000000\r\n\r\n1,2,3")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ")
+    assert json.loads(body) == {"error": "body is 400000000 bytes; the limit is 6291456 bytes", "status": 413}
+
+
+def test_a_body_over_the_limit_sent_in_full_still_gets_its_413(endpoint):
+    """The unread rest is read and dropped after the answer, so a client still sending
+    sees the 413, not a reset connection."""
+    status, _, body = request(endpoint.url, "POST", "/invocations", b"1,2,3,4,5\n" * 1_000_000, {"Content-Type": "text/csv"})
+    assert status == 413 and b"body is 10000000 bytes" in body
+
+
+# Malformed HTTP that the container's nginx answers 400 (tests/test_image_parity.py
+# compares these with nginx itself).
+MALFORMED_HTTP = {
+    "a garbage request line": b"\x01\x02garbage\r\n\r\n",
+    "HTTP/1.1 without Host": b"GET /ping HTTP/1.1\r\n\r\n",
+    "a target without a leading slash": b"GET ping HTTP/1.1\r\nHost: x\r\n\r\n",
+    "an asterisk target": b"OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+    "a bad percent escape": b"GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n",
+    "a percent-encoded NUL": b"GET /ping%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+    "a dot segment above the root": b"GET /../ping HTTP/1.1\r\nHost: x\r\n\r\n",
+    "a chunk size that is not hex": b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+    "a chunk size past 2**63": b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               b"ffffffffffffffffff\r\nabc\r\n0\r\n\r\n",
+    "a chunk without its CRLF": b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+                                b"Transfer-Encoding: chunked\r\n\r\n9\r\n1,2,3,4,5XX0\r\n\r\n",
+    "Transfer-Encoding and Content-Length": b"POST /invocations HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                                            b"Content-Length: 3\r\n\r\n0\r\n\r\n",
+    "two Content-Lengths": b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+    "a negative Content-Length": b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+    "a space in a header name": b"GET /ping HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n",
+    "a folded header": b"GET /ping HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+    "a NUL in a header": b"GET /ping HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n",
+    "a lower-case method": b"get /ping HTTP/1.1\r\nHost: x\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("name", list(MALFORMED_HTTP))
+def test_malformed_http_is_a_400_as_nginx_answers_it(endpoint, name):
+    assert raw_exchange(endpoint.port, MALFORMED_HTTP[name]).startswith(b"HTTP/1.1 400 "), name
+
+
+def test_a_script_name_header_is_ignored_as_nginx_ignores_it(endpoint):
+    """gunicorn would take it as the mount point (a 500); nginx drops underscored names."""
+    assert raw_exchange(endpoint.port, b"GET /ping HTTP/1.1\r\nHost: x\r\nSCRIPT_NAME: /foo\r\n\r\n").startswith(b"HTTP/1.1 200 ")
+
+
+# ------------------------------------------------------------- the temp folder
+
+
+def serve_in(tmp: Path, model_data: Path, port: int) -> subprocess.Popen:
+    """`endpointctl serve` with its own temp directory, to see what it leaves there."""
+    tmp.mkdir(exist_ok=True)
+    return subprocess.Popen([sys.executable, "-m", "endpointctl", "serve", "--model-data", str(model_data),
+                             "--port", str(port), "--workers", "1"],
+                            env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGTERM while starting"])
+def test_serve_removes_its_temp_folder_when_stopped(sample_model, tmp_path, how):
+    from endpointctl.local import free_port, wait_for_ping
+
+    port = free_port()
+    process = serve_in(tmp_path / "tmp", sample_model, port)
+    try:
+        if how == "SIGTERM while starting":
+            time.sleep(0.5)
+        else:
+            wait_for_ping(f"http://127.0.0.1:{port}", timeout=60, process=process)
+        process.send_signal(signal.SIGINT if how == "SIGINT" else signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert "Traceback" not in stderr
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_serve_removes_its_temp_folder_on_an_error(sample_model, tmp_path):
+    truncated = tmp_path / "model.tar.gz"
+    truncated.write_bytes(sample_model.read_bytes()[:-100])
+    from endpointctl.local import free_port
+
+    process = serve_in(tmp_path / "tmp", truncated, free_port())
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert stderr.strip().splitlines() == [stderr.strip()] and "truncated or corrupt" in stderr
+    assert list((tmp_path / "tmp").iterdir()) == []

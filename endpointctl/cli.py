@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("version", help="version number in the model package group")
         p.add_argument("--reason", required=name == "reject", help="why; recorded on the version")
         p.add_argument("--env", default="dev", help=registry_env)
+    p = commands.add_parser("smoke-test", help="after a deploy: the guide's request answers 200 and no alarm is in ALARM")
+    p.add_argument("--env", required=True, help=ENV_HELP)
     return parser
 
 
@@ -200,7 +202,14 @@ def registry_command(args: argparse.Namespace) -> int:
     return REGISTRY_COMMANDS[args.command](args)
 
 
+def cmd_smoke_test(args: argparse.Namespace) -> int:
+    from endpointctl.smoke import run_smoke_test
+
+    return run_smoke_test(args)
+
+
 COMMANDS.update(dict.fromkeys(("register", "approve", "reject"), registry_command))
+COMMANDS["smoke-test"] = cmd_smoke_test
 
 
 def main(argv: list[str] | None = None) -> int:

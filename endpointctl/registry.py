@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from endpointctl.aws import client, describe, environment, stack_outputs
 from endpointctl.errors import CommandError
 from serving_runtime.bundle import source_bundle_bytes
-from serving_runtime.image import DEFAULT_PROGRAM, HANDLER_DIR, images
+from serving_runtime.image import DEFAULT_PROGRAM, HANDLER_DIR, image_uri
 from serving_runtime.preflight import preflight_in_subprocess
 from stacks.model_package import list_versions
 
@@ -48,11 +48,11 @@ def registry(env_name: str) -> Registry:
                     client("sagemaker").meta.region_name)
 
 
-def image_uri(framework_version: str, region: str) -> str:
-    facts = images()[framework_version]
-    if region not in facts["registries"]:
-        raise CommandError(f"the sklearn {framework_version} image is not published in region {region}")
-    return f"{facts['registries'][region]}.dkr.ecr.{region}.amazonaws.com/{facts['repository']}:{facts['tag']}"
+def image_for(framework_version: str, region: str) -> str:
+    try:
+        return image_uri(framework_version, region)
+    except KeyError:
+        raise CommandError(f"the sklearn {framework_version} image is not published in region {region}") from None
 
 
 def upload_once(data: bytes, bucket: str, key: str) -> str:
@@ -84,7 +84,7 @@ def run_register(args: argparse.Namespace) -> int:
     summary = behaviour_summary(model_data, current[-1] if current else None)
     # The container environment SklearnModel gives the endpoint's model (constructs/…/model.py).
     container = {
-        "Image": image_uri(env.project.framework_version, where.region),
+        "Image": image_for(env.project.framework_version, where.region),
         "ModelDataUrl": model_url,
         "Environment": {
             "SAGEMAKER_PROGRAM": DEFAULT_PROGRAM,

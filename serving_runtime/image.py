@@ -40,3 +40,9 @@ def framework_versions() -> tuple[str, ...]:
 def sklearn_version(framework_version: str) -> str:
     """The scikit-learn the image of `framework_version` runs (a model must be pickled by it)."""
     return images()[framework_version]["scikit_learn"]
+
+
+def image_uri(framework_version: str, region: str, url_suffix: str = "amazonaws.com") -> str:
+    """The serving image's URI in `region` (KeyError if it is not published there)."""
+    facts = images()[framework_version]
+    return f"{facts['registries'][region]}.dkr.ecr.{region}.{url_suffix}/{facts['repository']}:{facts['tag']}"

@@ -31,6 +31,25 @@ CONTEXT_FILE = Path("cdk.context.json")
 REFRESH_CONTEXT_KEY = "model_package_refresh"
 
 
+@dataclass(frozen=True)
+class RegistrySettings:
+    """The model package group, the bucket of its archives, and the environment whose
+    stack creates both (the other environments' accounts may read them)."""
+
+    group_name: str
+    bucket_name: str
+    environment: str = "dev"
+
+
+@dataclass(frozen=True)
+class DeploymentChecks:
+    """The role a pipeline's checks assume in an environment: its name, and the one
+    role (in the pipeline's account) allowed to assume it."""
+
+    role_name: str
+    trusted_role_arn: str
+
+
 class ModelPackageError(ValueError):
     """A reference that cannot be deployed; the message is one line."""
 

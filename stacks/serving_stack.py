@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -25,10 +27,13 @@ from sagemaker_serving.endpoint import (
     ServingEndpoint,
 )
 from sagemaker_serving.image import SklearnImage
+from sagemaker_serving.deployment_checks import DeploymentCheckRole
 from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle
+from sagemaker_serving.registry import ModelRegistry
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs, acknowledge_wildcard_resource
-from serving_runtime.image import DEFAULT_PROGRAM, HANDLER_DIR, PROJECT_ROOT
+from serving_runtime.image import DEFAULT_PROGRAM, HANDLER_DIR, PROJECT_ROOT, image_uri
 from stacks.config import Environment, ServerlessEndpoint
+from stacks.model_package import DeploymentChecks, RegistrySettings, ResolvedPackage
 DATA_CAPTURE_PREFIX = "data-capture/"
 
 
@@ -51,8 +56,24 @@ def resolve_model_data(
 
 class ServingStack(cdk.Stack):
     def __init__(
-        self, scope: Construct, id: str, *, environment: Environment, handler_dir: Path = HANDLER_DIR, **kwargs
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        environment: Environment,
+        handler_dir: Path = HANDLER_DIR,
+        model_registry: RegistrySettings | None = None,
+        registry_readers: Sequence[str] = (),
+        deployment_checks: DeploymentChecks | None = None,
+        model_package: ResolvedPackage | None = None,
+        **kwargs,
     ) -> None:
+        """`model_registry`: this stack creates the registry (group and archive bucket),
+        readable by `registry_readers` accounts. `deployment_checks`: the role a
+        pipeline assumes here to smoke-test the endpoint and plan the release.
+        `model_package`: the approved version the environment's `model_package` resolved
+        to; its archive replaces `model_data`, served as today (our handler, our
+        environment, the batch model too)."""
         env = environment
         super().__init__(
             scope,
@@ -73,6 +94,10 @@ class ServingStack(cdk.Stack):
 
         # ------------------------------------------------------------- models
         limit = env.endpoint.payload_limit_bytes
+        default_model = env.model_data
+        if model_package is not None:
+            self._check_package_image(model_package, env)
+            default_model = model_package.model_data_url
         artifacts: dict[str, ModelData] = {}
 
         def artifact(reference: str) -> ModelData:
@@ -109,7 +134,7 @@ class ServingStack(cdk.Stack):
                 self,
                 "Endpoint",
                 endpoint_name=env.endpoint_name,
-                serverless=ServerlessVariant(model=model_for(env.model_data), capacity=env.endpoint),
+                serverless=ServerlessVariant(model=model_for(default_model), capacity=env.endpoint),
                 kms_key=self.key,
             )
         else:
@@ -124,7 +149,7 @@ class ServingStack(cdk.Stack):
                 ) if capture else None,
                 retain_instance_counts=env.endpoint.autoscaling is not None,
                 instance_variants=[
-                    InstanceVariant(model=model_for(v.model_data or env.model_data), fleet=v)
+                    InstanceVariant(model=model_for(v.model_data or default_model), fleet=v)
                     for v in env.endpoint.variants
                 ],
             )
@@ -164,7 +189,7 @@ class ServingStack(cdk.Stack):
             role_name=env.batch_role_name,
             role_path=env.iam_path,
             image=image,
-            model_data=artifact(env.model_data),
+            model_data=artifact(default_model),
             source=source,
             job_name_prefix=env.transform_job_prefix,
             max_payload_bytes=env.batch.payload_limit_bytes,
@@ -173,10 +198,59 @@ class ServingStack(cdk.Stack):
         )
 
         self._outputs(env)
+        if model_registry is not None:
+            self.registry = ModelRegistry(
+                self, "ModelRegistry", group_name=model_registry.group_name, bucket_name=model_registry.bucket_name,
+                key=self.key, reader_accounts=[a for a in registry_readers if a],
+            )
+            cdk.CfnOutput(self, "ModelPackageGroupName", value=model_registry.group_name,
+                          description="endpointctl register creates versions here")
+            cdk.CfnOutput(self, "ModelRegistryBucketName", value=self.registry.bucket.bucket_name,
+                          description="Archives of the registered versions")
+        if model_package is not None:
+            self._deploys_package(model_package, env)
+        if deployment_checks is not None:
+            DeploymentCheckRole(
+                self, "DeploymentChecks", role_name=deployment_checks.role_name,
+                trusted_role_arn=deployment_checks.trusted_role_arn, endpoint=self.endpoint,
+                alarm_name_prefix=f"{env.endpoint_name}-",
+            )
         for key, value in env.tags.items():
             cdk.Tags.of(self).add(key, value)
 
     # ------------------------------------------------------------------ parts
+    def _check_package_image(self, package: ResolvedPackage, env: Environment) -> None:
+        """The version must have been registered for the image this stack runs: the
+        archive was preflighted against that image's scikit-learn."""
+        region = self.region if not cdk.Token.is_unresolved(self.region) else package.arn.split(":")[3]
+        expected = image_uri(env.project.framework_version, region)
+        if package.image != expected:
+            raise ValueError(
+                f"model_package: version {package.version} of {package.group} was registered for {package.image}; "
+                f"{env.name} runs {expected} (framework_version {env.project.framework_version}): register it again"
+            )
+
+    def _deploys_package(self, package: ResolvedPackage, env: Environment) -> None:
+        """Record which version is deployed, and let the models read its archive when the
+        registry is in another account (its key policy allows our account via S3)."""
+        for model in self.node.find_all():
+            if isinstance(model, sagemaker.CfnModel):  # the endpoint's models and the batch model
+                cdk.Tags.of(model).add("ModelPackageArn", package.arn)
+        cdk.CfnOutput(self, "ModelPackageArn", value=package.arn, description="The approved model version deployed")
+        registry_account = package.arn.split(":")[4]
+        if env.account and registry_account != env.account:
+            registry_keys = f"arn:{self.partition}:kms:{self.region}:{registry_account}:key/*"
+            for role in (self.inference_role, self.batch.role):
+                if isinstance(role, iam.Role):
+                    role.add_to_principal_policy(iam.PolicyStatement(
+                        sid="DecryptRegistryArchives", actions=["kms:Decrypt"], resources=[registry_keys],
+                        conditions={"StringEquals": {"kms:ViaService": f"s3.{self.region}.{self.url_suffix}"}},
+                    ))
+                    acknowledge_wildcard_resource(
+                        role, registry_keys,
+                        f"the registry's archives in account {registry_account} are encrypted with that stack's key, "
+                        "whose id this account cannot know at synth; only through S3 (kms:ViaService)")
+
     def _bucket(self, env: Environment, removal: cdk.RemovalPolicy) -> s3.IBucket:
         if env.bucket == "import":
             return s3.Bucket.from_bucket_name(self, "Bucket", env.bucket_name)

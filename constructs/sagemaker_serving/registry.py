@@ -1,0 +1,94 @@
+"""The model registry: a SageMaker model package group and the bucket holding the
+archives of its versions (`endpointctl register` writes both)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs
+
+ARCHIVE_PREFIX = "model-registry/"
+
+
+class ModelRegistry(Construct):
+    """A model package group named `group_name` and its archive bucket, both retained:
+    registered versions and their archives are the record of what was deployed when.
+
+    `reader_accounts` (the other environments' accounts) may list and describe the
+    versions and read their archives, so their synths resolve and their models load
+    an approved version across accounts.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        group_name: str,
+        bucket_name: str,
+        key: kms.IKey,
+        reader_accounts: Sequence[str] = (),
+    ) -> None:
+        super().__init__(scope, id)
+        stack = cdk.Stack.of(self)
+        readers = sorted(set(reader_accounts) - {stack.account})
+        self.group_name = group_name
+        self.group_arn = stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=group_name)
+        versions_arn = stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group_name}/*")
+        policy = None
+        if readers:
+            policy = iam.PolicyDocument(statements=[iam.PolicyStatement(
+                sid="OtherEnvironmentsResolveApprovedVersions",
+                principals=[iam.AccountPrincipal(a) for a in readers],
+                actions=["sagemaker:DescribeModelPackageGroup", "sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages"],
+                resources=[self.group_arn, versions_arn],
+            )]).to_json()
+        self.group = sagemaker.CfnModelPackageGroup(
+            self,
+            "Group",
+            model_package_group_name=group_name,
+            model_package_group_description="Versions of the model; only Approved ones are deployed",
+            model_package_group_policy=policy,
+        )
+        self.group.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
+
+        self.bucket = s3.Bucket(
+            self,
+            "Archives",
+            bucket_name=bucket_name,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=key,
+            bucket_key_enabled=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            versioned=True,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        if readers:
+            principals = [iam.AccountPrincipal(a) for a in readers]
+            self.bucket.add_to_resource_policy(iam.PolicyStatement(
+                sid="OtherEnvironmentsReadArchives", principals=principals,
+                actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(f"{ARCHIVE_PREFIX}*")],
+            ))
+            if isinstance(key, kms.Key):  # an imported key's policy is its owner's to change
+                key.add_to_resource_policy(iam.PolicyStatement(
+                    sid="OtherEnvironmentsDecryptArchives", principals=principals, actions=["kms:Decrypt"], resources=["*"],
+                    conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"}},
+                ))
+        why_no_logs = (
+            "Registered archives are written by endpointctl register and read by model containers; object access is "
+            "recorded by CloudTrail data events, which the platform team enables account-wide"
+        )
+        acknowledge(self.bucket, "AwsSolutions-S1", why_no_logs)
+        acknowledge_in_compliance_packs(self.bucket, "S3BucketLoggingEnabled", why_no_logs)
+        acknowledge_in_compliance_packs(
+            self.bucket, "S3BucketReplicationEnabled",
+            "Versioned, KMS-encrypted and retained; cross-region copies are the platform team's DR decision",
+        )

@@ -1,0 +1,296 @@
+"""The delivery pipeline: CDK Pipelines on CodePipeline/CodeBuild, deploying dev →
+staging → prod, each to its own account and region.
+
+source (CodeStar connection) → synth (the pinned CDK CLI, re-resolving approved model
+versions) → self-update → dev → smoke test → staging → smoke test → release plan →
+manual approval → prod → smoke test. An approval in the model registry (EventBridge
+"SageMaker Model Package State Change", Approved) starts it as a push does.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import aws_cdk as cdk
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import pipelines
+from constructs import Construct
+
+from serving_runtime.image import PROJECT_ROOT
+from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs, acknowledge_wildcard_resource
+from stacks.config import Environment
+from stacks.model_package import REFRESH_CONTEXT_KEY, DeploymentChecks, RegistrySettings, ResolvedPackage
+from stacks.serving_stack import ServingStack
+
+BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
+# Self-mutation and asset publishing install their CLIs with `npm install -g`: pin them
+# as the synth's is pinned (the CDK CLI: package.json; cdk-assets: npm's latest, 2026-11).
+CDK_CLI_VERSION = json.loads((PROJECT_ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
+CDK_ASSETS_VERSION = "4.7.3"
+# The project's Python tools in a build (the CDK CLI comes from package-lock.json via npm ci).
+INSTALL_PYTHON = [
+    "python3 -m venv .venv",
+    ".venv/bin/pip install -q -r requirements.txt",
+    ".venv/bin/pip install -q --no-deps -e .",
+]
+
+
+@dataclass(frozen=True)
+class PipelineSource:
+    """Where the pipeline reads the repository: a CodeStar connection (GitHub, GitLab, Bitbucket)."""
+
+    connection_arn: str
+    repository: str  # owner/name
+    branch: str = "main"
+
+
+class ServingStage(cdk.Stage):
+    """One environment's ServingStack, deployed to its account and region."""
+
+    def __init__(self, scope: Construct, id: str, *, environment: Environment, **stack_kwargs) -> None:
+        super().__init__(scope, id, env=cdk.Environment(account=environment.account, region=environment.region))
+        self.serving = ServingStack(self, "Serving", environment=environment, **stack_kwargs)
+
+
+def check_role_name(env: Environment) -> str:
+    """The role the pipeline's checks assume in `env`'s account (created by its stack)."""
+    return f"{env.project.team}-{env.project.project}-{env.name}-deploy-checks"
+
+
+def assume(role_arn: str, region: str, session: str) -> list[str]:
+    """Shell lines that make the rest of a build step act as `role_arn` in `region`
+    (a failed assume-role fails the step: the assignment carries its exit status)."""
+    return [
+        f"CREDENTIALS=$(aws sts assume-role --role-arn {role_arn} --role-session-name {session} "
+        "--query 'Credentials.[AccessKeyId,SecretAccessKey,SessionToken]' --output text)",
+        'read -r AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN <<< "$CREDENTIALS"',
+        f"export AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_REGION={region} AWS_DEFAULT_REGION={region}",
+    ]
+
+
+CONNECTION_ARN = re.compile(r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$")
+REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+
+
+def pipeline_problems(source: PipelineSource, environments: Sequence[Environment],
+                      model_packages: Mapping[str, ResolvedPackage]) -> list[str]:
+    """What stops a pipeline before anything deploys, one line each (key, value, allowed)."""
+    problems = []
+    if not isinstance(source.connection_arn, str) or not CONNECTION_ARN.match(source.connection_arn):
+        problems.append(f"pipeline.connection_arn: got {json.dumps(source.connection_arn)}; allowed: a CodeStar connection "
+                        "ARN, arn:aws:codeconnections:REGION:ACCOUNT:connection/ID (create it in the console and authorize it)")
+    if not isinstance(source.repository, str) or not REPOSITORY.match(source.repository):
+        problems.append(f"pipeline.repository: got {json.dumps(source.repository)}; allowed: owner/name")
+    for env in environments:
+        for key in ("account", "region"):
+            if getattr(env, key) is None:
+                problems.append(f"environments.{env.name}.{key}: got null; allowed: the {key} the pipeline deploys "
+                                f"{env.name} to (a pipeline deploys every environment to its own account and region)")
+        if env.name not in model_packages and not env.model_data.startswith("s3://"):
+            problems.append(f"environments.{env.name}.model_data: got {json.dumps(env.model_data)}; allowed: model_package "
+                            "or an s3:// URL (the pipeline synthesizes from the repository, where a local archive is not)")
+    return problems
+
+
+class PipelineStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        source: PipelineSource,
+        environments: Sequence[Environment],
+        registry: RegistrySettings,
+        model_packages: Mapping[str, ResolvedPackage] | None = None,
+        **kwargs,
+    ) -> None:
+        problems = pipeline_problems(source, environments, model_packages or {})
+        if problems:
+            raise ValueError("the pipeline cannot be built:\n" + "\n".join(f"  - {p}" for p in problems))
+        home = next((e for e in environments if e.name == registry.environment), environments[0])
+        project = home.project
+        name = f"{project.team}-{project.project}"
+        super().__init__(
+            scope, id,
+            stack_name=f"{name}-pipeline",
+            description=f"{project.project_camel} delivery pipeline: {' -> '.join(e.name for e in environments)}",
+            # The pipeline lives where the model registry is: SageMaker's approval events
+            # are delivered to that account's and region's default event bus.
+            env=cdk.Environment(account=home.account, region=home.region),
+            **kwargs,
+        )
+        repository = pipelines.CodePipelineSource.connection(source.repository, source.branch,
+                                                              connection_arn=source.connection_arn)
+        registry_group_arn = self.format_arn(service="sagemaker", resource="model-package-group",
+                                             resource_name=registry.group_name)
+        registry_versions_arn = self.format_arn(service="sagemaker", resource="model-package",
+                                                resource_name=f"{registry.group_name}/*")
+        synth = pipelines.CodeBuildStep(
+            "Synth",
+            input=repository,
+            install_commands=["npm ci", *INSTALL_PYTHON],
+            # Re-resolve `<group>:latest-approved`: an approval must deploy the version approved.
+            commands=["export PATH=$PWD/node_modules/.bin:$PATH",  # the CDK CLI and Node 22 from package.json
+                      f"npx cdk synth -c pipeline=true -c {REFRESH_CONTEXT_KEY}=true"],
+            primary_output_directory="cdk.out",
+            role_policy_statements=[iam.PolicyStatement(
+                sid="ResolveApprovedModelVersions",
+                actions=["sagemaker:DescribeModelPackageGroup", "sagemaker:ListModelPackages", "sagemaker:DescribeModelPackage"],
+                resources=[registry_group_arn, registry_versions_arn],
+            )],
+        )
+        # One role for every check step: the environments' check roles trust exactly it.
+        self.check_role = iam.Role(
+            self, "CheckRole",
+            role_name=f"{name}-pipeline-checks",
+            assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com"),
+            description="The pipeline's smoke tests and release plan; assumes each environment's check role",
+        )
+        check_role_arn = f"arn:{self.partition}:iam::{self.account}:role/{name}-pipeline-checks"
+        self.pipeline = pipelines.CodePipeline(
+            self,
+            "Pipeline",
+            pipeline_name=name,
+            synth=synth,
+            cross_account_keys=True,  # stages deploy into other accounts
+            cli_version=CDK_CLI_VERSION,
+            cdk_assets_cli_version=CDK_ASSETS_VERSION,
+            enable_key_rotation=True,
+            code_build_defaults=pipelines.CodeBuildOptions(
+                build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE),
+                # bash: `<<<` and pipefail in the check steps; Python 3.11 as requires-python allows.
+                partial_build_spec=codebuild.BuildSpec.from_object({
+                    "env": {"shell": "bash"},
+                    "phases": {"install": {"runtime-versions": {"python": "3.11"}}},
+                }),
+            ),
+        )
+        self.stages: list[ServingStage] = []
+        for env in environments:
+            stage = ServingStage(
+                self, env.env_camel, environment=env,
+                model_registry=registry if env.name == registry.environment else None,
+                registry_readers=[e.account for e in environments],
+                deployment_checks=DeploymentChecks(role_name=check_role_name(env), trusted_role_arn=check_role_arn),
+                model_package=(model_packages or {}).get(env.name),
+            )
+            self.stages.append(stage)
+            target_role = f"arn:{self.partition}:iam::{env.account}:role/{check_role_name(env)}"
+            pre: list[pipelines.Step] = []
+            if env.name == "prod":
+                plan = self._check_step(
+                    "ReleasePlan", repository, target_role, env,
+                    ["set -o pipefail", f"endpointctl plan --env {env.name} | tee release-plan/plan.txt"],
+                    output="release-plan",
+                )
+                approval = pipelines.ManualApprovalStep(
+                    "ApproveProd", comment="Read the ReleasePlan step's output (its log, release-plan/plan.txt), then approve")
+                approval.add_step_dependency(plan)
+                pre = [plan, approval]
+            smoke = self._check_step(f"SmokeTest{env.env_camel}", repository, target_role, env,
+                                     [f"endpointctl smoke-test --env {env.name}"])
+            self.pipeline.add_stage(stage, pre=pre, post=[smoke])
+        self.pipeline.build_pipeline()
+
+        self.approval_rule = events.Rule(
+            self,
+            "OnModelApproval",
+            description=f"Start the pipeline when a version of {registry.group_name} is approved",
+            event_pattern=events.EventPattern(
+                source=["aws.sagemaker"],
+                detail_type=["SageMaker Model Package State Change"],
+                detail={"ModelPackageGroupName": [registry.group_name], "ModelApprovalStatus": ["Approved"]},
+            ),
+            targets=[targets.CodePipeline(self.pipeline.pipeline)],
+        )
+        self._acknowledge_pipeline_findings()
+
+    def _check_step(self, id: str, repository: pipelines.IFileSetProducer, target_role: str, env: Environment,
+                    commands: list[str], output: str | None = None) -> pipelines.CodeBuildStep:
+        return pipelines.CodeBuildStep(
+            id,
+            input=repository,
+            install_commands=INSTALL_PYTHON,
+            commands=[*assume(target_role, env.region or self.region, f"{id}"[:64]),
+                      *([f"mkdir -p {output}"] if output else []),
+                      "export PATH=$PWD/.venv/bin:$PATH", *commands],
+            primary_output_directory=output,
+            role=self.check_role,
+            role_policy_statements=[iam.PolicyStatement(actions=["sts:AssumeRole"], resources=[target_role])],
+        )
+
+    def _acknowledge_pipeline_findings(self) -> None:
+        """CDK Pipelines' own roles, projects and bucket: each finding acknowledged on the
+        construct that causes it, its id rendered from the policy itself, with why."""
+        for construct in self.node.find_all():
+            if isinstance(construct, cdk.Stage) or cdk.Stack.of(construct) is not self:
+                continue  # the stages' stacks acknowledge their own
+            if isinstance(construct, iam.CfnPolicy):
+                for statement in self.resolve(construct.policy_document)["Statement"]:
+                    _acknowledge_statement(construct, statement)
+            elif isinstance(construct, iam.Role):
+                acknowledge_in_compliance_packs(construct, "IAMNoInlinePolicy", PIPELINE_POLICY_REASON)
+            elif isinstance(construct, codebuild.CfnProject):
+                acknowledge_in_compliance_packs(
+                    construct, "CodeBuildProjectSourceRepoUrl",
+                    "The project's source is CODEPIPELINE: it receives artifacts from the pipeline (the repository comes "
+                    "through the CodeStar connection); no repository URL or credential is in the project")
+        # cfn-lint, on CDK Pipelines' own rendering of the pipeline: the stages' deploy-role
+        # ARNs are Fn::Join'ed around the partition (E3703 prefers Fn::Sub; valid either
+        # way), and the pipeline repeats a dependency on its role that RoleArn implies (W3005).
+        pipeline_resource = self.pipeline.pipeline.node.default_child
+        assert isinstance(pipeline_resource, cdk.CfnResource)
+        pipeline_resource.add_metadata("cfn-lint", {"config": {"ignore_checks": ["E3703", "W3005"]}})
+        bucket = self.pipeline.pipeline.artifact_bucket
+        why = ("Holds this pipeline's transient artifacts (source snapshot, cloud assembly), which every run regenerates; "
+               "KMS-encrypted, SSL-only, public access blocked; object access is in the account's CloudTrail data events")
+        acknowledge(bucket, "AwsSolutions-S1", why)
+        for rule in ("S3BucketLoggingEnabled", "S3BucketReplicationEnabled", "S3BucketVersioningEnabled"):
+            acknowledge_in_compliance_packs(bucket, rule, why)
+
+
+PIPELINE_POLICY_REASON = (
+    "CDK Pipelines creates each role's DefaultPolicy with the role, for exactly one build project or pipeline action; "
+    "inline keeps it from being attached to any other principal"
+)
+
+
+def _wildcard_reason(value: str) -> str | None:
+    """Why CDK Pipelines (or our synth step) needs this wildcard; None for one we did not expect."""
+    if value.startswith(("s3:", "kms:")) or "ArtifactsBucket" in value:
+        return "CDK Pipelines' grant on this pipeline's own artifact bucket and its key: steps read and write run artifacts"
+    if ":log-group:/aws/codebuild/" in value:
+        return "CodeBuild writes one log stream per build into the project's own log group"
+    if ":report-group/" in value:
+        return "CodeBuild report groups of a project are named after the project"
+    if ":model-package/" in value:
+        return "every version of the registry's group: the synth looks for the latest Approved one"
+    if value.startswith("arn:*:iam::"):
+        return "self-mutation assumes only the CDK bootstrap roles (condition on the aws-cdk:bootstrap-role tag)"
+    return None
+
+
+def _acknowledge_statement(policy: iam.CfnPolicy, statement: dict) -> None:
+    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    for action in actions:
+        if "*" in action and (reason := _wildcard_reason(action)):
+            acknowledge(policy, f"AwsSolutions-IAM5[Action::{action}]", reason)
+    for resource in resources:
+        if resource == "*":
+            if set(actions) <= {"codebuild:BatchGetBuilds", "codebuild:StartBuild", "codebuild:StopBuild"}:
+                acknowledge(policy, "AwsSolutions-IAM5[Resource::*]",
+                            "CDK Pipelines' asset publishing starts its own CodeBuild projects, whose names CDK generates")
+            elif set(actions) <= {"cloudformation:DescribeStacks", "s3:ListBucket"}:
+                acknowledge(policy, "AwsSolutions-IAM5[Resource::*]",
+                            "self-mutation runs `cdk deploy` of this stack, which looks up stacks and the bootstrap bucket")
+            continue
+        rendered = json.dumps(resource) if not isinstance(resource, str) else resource
+        if "*" in rendered and (reason := _wildcard_reason(rendered)):
+            acknowledge_wildcard_resource(policy, resource, reason)

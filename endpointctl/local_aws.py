@@ -1,4 +1,4 @@
-"""The local AWS for `make demo` and the end-to-end test: moto's server, with six
+"""The local AWS for `make demo` and the end-to-end test: moto's server, with seven
 fixes to moto 5.2.5's CloudFormation layer that this stack needs. Each is a place where
 moto differs from CloudFormation; none changes what the stack asks for.
 
@@ -13,6 +13,8 @@ moto differs from CloudFormation; none changes what the stack asks for.
    returns ModelArn (the launcher policy's condition names the batch model by it).
 6. AWS::SageMaker::ModelPackageGroup: moto's SageMaker has model package groups, but its
    CloudFormation skips the type with a warning; the model registry's group is created here.
+7. UpdateModelPackage: moto replaces CustomerMetadataProperties with the request's, None
+   when the request has none (an approval); SageMaker only adds what the request names.
 
 Run: python -m endpointctl.local_aws -H 127.0.0.1 -p PORT   (moto_server's arguments)
 """
@@ -105,12 +107,23 @@ def _model_package_group_resource() -> type:
     return ModelPackageGroupResource
 
 
+def _keep_customer_metadata(update):
+    def update_model_package(self, model_package_arn, model_approval_status, approval_description,
+                             customer_metadata_properties, *args, **kwargs):
+        package = self.describe_model_package(model_package_arn)
+        merged = {**(package.customer_metadata_properties or {}), **(customer_metadata_properties or {})}
+        return update(self, model_package_arn, model_approval_status, approval_description, merged or None,
+                      *args, **kwargs)
+
+    return update_model_package
+
+
 def apply_fixes() -> None:
     from moto.cloudformation import models as cloudformation
     from moto.cloudformation.parsing import OutputMap
     from moto.iam.models import ManagedPolicy
     from moto.kms.models import Key
-    from moto.sagemaker.models import FakeEndpoint, Model
+    from moto.sagemaker.models import FakeEndpoint, Model, SageMakerModelBackend
 
     Key.create_from_cloudformation_json = classmethod(_kms_key_from_cloudformation)
 
@@ -125,6 +138,7 @@ def apply_fixes() -> None:
     ManagedPolicy.delete_from_cloudformation_json = classmethod(_managed_policy_delete)
     Model.has_cfn_attr = classmethod(lambda cls, attr: attr in ("ModelName", "ModelArn"))
     Model.get_cfn_attribute = _model_attribute
+    SageMakerModelBackend.update_model_package = _keep_customer_metadata(SageMakerModelBackend.update_model_package)
     # Registered by subclassing (moto lists CloudFormationModel's subclasses, weakly: keep a reference).
     _ADDED_TYPES.append(_model_package_group_resource())
 

@@ -4,8 +4,9 @@ model registry, in the model package group the registry environment's stack crea
 `register` preflights the archive, uploads it and the handler's code archive
 (content-addressed, so the same bytes are uploaded once), and creates a version with
 the image, archives and container environment the endpoint uses, PendingManualApproval,
-and a summary of how it decides compared with the currently approved version (both run
-through our handler, each in an untrusted child: a pickle is code).
+and a summary of how it decides compared with the currently approved version (the
+release plan's scorer and comparison: each archive served through its handler in an
+untrusted child, since a pickle is code).
 """
 
 from __future__ import annotations
@@ -27,9 +28,6 @@ from serving_runtime.preflight import preflight_in_subprocess
 from stacks.model_package import list_versions
 
 REGISTRY_PREFIX = "model-registry"
-# What the behaviour summary scores: the guide's five features, a fixed synthetic sample.
-SAMPLE_ROWS = 2000
-SAMPLE_SEED = 20261129
 CONTENT_TYPES = ["application/json", "text/csv"]
 
 
@@ -81,7 +79,10 @@ def run_register(args: argparse.Namespace) -> int:
     model_url = upload_once(model_bytes, where.bucket, f"{REGISTRY_PREFIX}/{where.group}/model-{_digest(model_bytes)}/model.tar.gz")
     code_url = upload_once(code_bytes, where.bucket, f"{REGISTRY_PREFIX}/{where.group}/code-{_digest(code_bytes)}/sourcedir.tar.gz")
     current = approved_versions(sagemaker, where.group)
-    summary = behaviour_summary(model_data, current[-1] if current else None)
+    with tempfile.TemporaryDirectory(prefix="register-code-") as workdir:
+        code_archive = Path(workdir) / "sourcedir.tar.gz"
+        code_archive.write_bytes(code_bytes)
+        summary = behaviour_summary(model_data, code_archive, current[-1] if current else None)
     # The container environment SklearnModel gives the endpoint's model (constructs/…/model.py).
     container = {
         "Image": image_for(env.project.framework_version, where.region),
@@ -133,36 +134,47 @@ class BehaviourSummary:
     metadata: dict[str, str]
 
 
-def behaviour_summary(candidate: Path, current: dict[str, Any] | None) -> BehaviourSummary:
-    """How the candidate decides on a fixed synthetic sample, against the approved version."""
-    from endpointctl.scoring import fraud_probabilities
-    from endpointctl.training import synthetic_transactions
+def behaviour_summary(candidate: Path, code: Path, current: dict[str, Any] | None) -> BehaviourSummary:
+    """How the candidate decides on the release plan's reference sample (2,000 synthetic
+    rows, fixed seed), against the approved version as it was registered (its archives
+    fetched from S3); the plan's own scorer and comparison (endpointctl.plan.model_diff)."""
+    from endpointctl.plan.artifacts import Archive
+    from endpointctl.plan.model_diff import Scorer, Served, compare
 
-    features, _ = synthetic_transactions(SAMPLE_ROWS, seed=SAMPLE_SEED)
-    rows = features.round(6).tolist()
-    new = fraud_probabilities(candidate, rows)
-    flagged_new = sum(p >= 0.5 for p in new) / len(new)
-    if current is None:
-        return BehaviourSummary(
-            f"first approved candidate: flags {flagged_new:.1%} of {len(rows):,} synthetic transactions; nothing approved to compare with",
-            {"FlaggedRate": f"{flagged_new:.4f}", "SampleRows": str(len(rows))},
-        )
-    package = describe(client("sagemaker").describe_model_package, ModelPackageName=current["ModelPackageArn"])
-    url = package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
-    with tempfile.TemporaryDirectory(prefix="approved-model-") as workdir:
-        bucket, key = url.removeprefix("s3://").split("/", 1)
-        approved_archive = Path(workdir) / "model.tar.gz"
-        describe(client("s3").download_file, bucket, key, str(approved_archive))
-        old = fraud_probabilities(approved_archive, rows)
-    flagged_old = sum(p >= 0.5 for p in old) / len(old)
-    agree = sum((a >= 0.5) == (b >= 0.5) for a, b in zip(old, new)) / len(new)
-    shift = sum(abs(a - b) for a, b in zip(old, new)) / len(new)
+    with tempfile.TemporaryDirectory(prefix="register-") as workdir:
+        scorer = Scorer(sample=None, workdir=Path(workdir))
+        new = Served(Archive(str(candidate), local_file=candidate), Archive(str(code), local_file=code), DEFAULT_PROGRAM)
+        sides = [new]
+        if current is not None:
+            package = describe(client("sagemaker").describe_model_package, ModelPackageName=current["ModelPackageArn"])
+            container = package["InferenceSpecification"]["Containers"][0]
+            approved = Served(Archive(container["ModelDataUrl"]),
+                              Archive(container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]),
+                              container["Environment"].get("SAGEMAKER_PROGRAM", DEFAULT_PROGRAM))
+            sides.append(approved)
+        scorer.score_all(sides)
+        after = scorer.results[new.key]
+        if "error" in after:
+            raise CommandError(after["error"])
+        rows = len(after["labels"])
+        flagged = sum(after["labels"]) / rows
+        if current is None:
+            return BehaviourSummary(
+                f"first candidate: flags {flagged:.1%} of {rows:,} synthetic transactions; nothing approved to compare with",
+                {"FlaggedRate": f"{flagged:.4f}", "SampleRows": str(rows)},
+            )
+        diff = compare(scorer.results[approved.key], after)
     version = current["ModelPackageVersion"]
+    if "skipped" in diff:
+        return BehaviourSummary(f"vs approved version {version}: not compared ({diff['skipped']})"[:1024],
+                                {"ComparedWithVersion": str(version), "FlaggedRate": f"{flagged:.4f}"})
     return BehaviourSummary(
-        f"vs approved version {version}: same decision on {agree:.1%} of {len(rows):,} synthetic transactions; "
-        f"flagged {flagged_old:.1%} -> {flagged_new:.1%}; mean |change in P(fraud)| {shift:.4f}",
-        {"ComparedWithVersion": str(version), "DecisionAgreement": f"{agree:.4f}", "FlaggedRate": f"{flagged_new:.4f}",
-         "FlaggedRateBefore": f"{flagged_old:.4f}", "MeanProbabilityShift": f"{shift:.4f}", "SampleRows": str(len(rows))},
+        f"vs approved version {version}: same decision on {diff['label_agreement']:.1%} of {diff['rows']:,} synthetic "
+        f"transactions; flagged {diff['fraud_flag_rate_before']:.1%} -> {diff['fraud_flag_rate_after']:.1%}; "
+        f"p99 |change in P(fraud)| {diff['p99_abs_delta_p_fraud']:.4f}",
+        {"ComparedWithVersion": str(version), "DecisionAgreement": f"{diff['label_agreement']:.4f}",
+         "FlaggedRate": f"{diff['fraud_flag_rate_after']:.4f}", "FlaggedRateBefore": f"{diff['fraud_flag_rate_before']:.4f}",
+         "P99ProbabilityShift": f"{diff['p99_abs_delta_p_fraud']:.4f}", "SampleRows": str(diff["rows"])},
     )
 
 

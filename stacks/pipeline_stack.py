@@ -184,13 +184,16 @@ class PipelineStack(cdk.Stack):
             target_role = f"arn:{self.partition}:iam::{env.account}:role/{check_role_name(env)}"
             pre: list[pipelines.Step] = []
             if env.name == "prod":
+                # The plan compares the deployed stack (read as the check role) with this synth's.
+                head = f"cdk.out/{stage.artifact_id}"  # the stage's nested assembly folder
                 plan = self._check_step(
                     "ReleasePlan", repository, target_role, env,
-                    ["set -o pipefail", f"endpointctl plan --env {env.name} | tee release-plan/plan.txt"],
-                    output="release-plan",
+                    ["set -o pipefail", f"python -m endpointctl.deployed --env {env.name} --out deployed-assembly",
+                     f"endpointctl plan --base deployed-assembly --head {head} --env {env.name} | tee release-plan/plan.md"],
+                    output="release-plan", assembly=synth,
                 )
                 approval = pipelines.ManualApprovalStep(
-                    "ApproveProd", comment="Read the ReleasePlan step's output (its log, release-plan/plan.txt), then approve")
+                    "ApproveProd", comment="Read the ReleasePlan step's output (its log, release-plan/plan.md), then approve")
                 approval.add_step_dependency(plan)
                 pre = [plan, approval]
             smoke = self._check_step(f"SmokeTest{env.env_camel}", repository, target_role, env,
@@ -212,10 +215,12 @@ class PipelineStack(cdk.Stack):
         self._acknowledge_pipeline_findings()
 
     def _check_step(self, id: str, repository: pipelines.IFileSetProducer, target_role: str, env: Environment,
-                    commands: list[str], output: str | None = None) -> pipelines.CodeBuildStep:
+                    commands: list[str], output: str | None = None,
+                    assembly: pipelines.IFileSetProducer | None = None) -> pipelines.CodeBuildStep:
         return pipelines.CodeBuildStep(
             id,
             input=repository,
+            additional_inputs={"cdk.out": assembly} if assembly else None,
             install_commands=INSTALL_PYTHON,
             commands=[*assume(target_role, env.region or self.region, f"{id}"[:64]),
                       *([f"mkdir -p {output}"] if output else []),

@@ -142,9 +142,17 @@ def test_a_smoke_test_follows_each_deploy(pipeline_synth):
 def test_release_plan_and_manual_approval_come_before_prod(pipeline_synth):
     plan, approval, *deploys, smoke = pipeline_synth.stage("Prod")
     assert plan["Name"] == "ReleasePlan" and plan["ActionTypeId"]["Provider"] == "CodeBuild"
-    assert pipeline_synth.buildspec(plan)["phases"]["build"]["commands"][-1] == \
-        "endpointctl plan --env prod | tee release-plan/plan.txt"
+    commands = pipeline_synth.buildspec(plan)["phases"]["build"]["commands"]
+    assert commands[-3:] == [
+        "set -o pipefail",  # a plan that blocks (exit 3) fails the step, before the approval
+        "python -m endpointctl.deployed --env prod --out deployed-assembly",
+        "endpointctl plan --base deployed-assembly --head cdk.out/assembly-Pipeline-Prod --env prod"
+        " | tee release-plan/plan.md",
+    ]
+    assert commands[0].startswith("CREDENTIALS=$(aws sts assume-role --role-arn "
+                                  "arn:aws:iam::333333333333:role/rc-fraud-detection-prod-deploy-checks ")
     assert plan["OutputArtifacts"], "the plan is the step's output artifact"
+    assert len(plan["InputArtifacts"]) == 2, "the repository and the synthesized cloud assembly"
     assert approval["ActionTypeId"] == {"Category": "Approval", "Owner": "AWS", "Provider": "Manual", "Version": "1"}
     assert plan["RunOrder"] < approval["RunOrder"] < min(d["RunOrder"] for d in deploys)
     for stage in ("Dev", "Staging"):
@@ -298,6 +306,19 @@ def test_smoke_test_fails_on_an_alarm_in_alarm(deployed_dev):
     assert result.stderr.strip() == ("endpointctl smoke-test: smoke test failed: 1 alarm(s) of "
                                      "rc-fraud-detection-dev-serverless in ALARM: "
                                      "rc-fraud-detection-dev-serverless-AllTraffic-ModelLatency")
+
+
+def test_the_deployed_stack_is_the_release_plans_base(deployed_dev, tmp_path):
+    import boto3
+
+    from endpointctl.deployed import write_deployed_assembly
+    from endpointctl.plan.assembly import load_assembly
+
+    base = load_assembly(write_deployed_assembly("dev", tmp_path / "dev"), option="--base")
+    deployed = boto3.client("cloudformation").get_template(StackName="rc-fraud-detection-dev")["TemplateBody"]
+    assert base.stacks["rc-fraud-detection-dev"].template == (json.loads(deployed) if isinstance(deployed, str) else deployed)
+    first_deploy = load_assembly(write_deployed_assembly("prod", tmp_path / "prod"), option="--base")
+    assert first_deploy.stacks == {}  # nothing deployed yet: the plan shows everything as added
 
 
 def test_smoke_test_fails_on_a_model_error(monkeypatch, capsys):

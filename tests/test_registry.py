@@ -90,11 +90,13 @@ def test_register_creates_pending_versions_with_the_endpoints_container(register
 def test_versions_carry_a_behaviour_summary(registered):
     first = versions()[1]
     # Nothing was approved when 1 and 2 were registered; 3 is compared with approved 2 (same archive).
-    assert first["ModelPackageDescription"].startswith("first approved candidate: flags ")
+    assert first["ModelPackageDescription"].startswith("first candidate: flags ")
     assert "of 2,000 synthetic transactions" in first["ModelPackageDescription"]
     third = versions()[3]
     assert third["ModelPackageDescription"].startswith("vs approved version 2: same decision on 100.0% of 2,000")
-    assert "mean |change in P(fraud)| 0.0000" in third["ModelPackageDescription"]
+    assert "p99 |change in P(fraud)| 0.0000" in third["ModelPackageDescription"]
+    assert third["CustomerMetadataProperties"]["ComparedWithVersion"] == "2"
+    assert third["CustomerMetadataProperties"]["DecisionAgreement"] == "1.0000"
 
 
 def test_approve_and_reject_set_status_and_reason(registered):

@@ -10,7 +10,11 @@ ending in a newline (`AssembleWith=Line`), into `<input name>.out`.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import secrets
+import shutil
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -27,45 +31,77 @@ from serving_runtime.image import MIB
 CSV = "text/csv"
 
 
-def mini_batches(data: bytes, max_payload_bytes: int) -> Iterator[bytes]:
-    """Whole lines, packed up to `max_payload_bytes` each; a longer line is an error,
-    as it is for SageMaker."""
-    start, size = 0, len(data)
+def numbered_mini_batches(data: bytes, max_payload_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """(line number of its first record, counting from 1; mini-batch): whole lines, packed
+    up to `max_payload_bytes` each; a longer line is an error, as it is for SageMaker."""
+    start, size, line = 0, len(data), 1
     while start < size:
         end = min(start + max_payload_bytes, size)
         if end < size:
             cut = data.rfind(b"\n", start, end)
             if cut < 0:
-                raise CommandError(f"a record at byte {start} is longer than MaxPayloadInMB ({max_payload_bytes // MIB} MB)")
+                raise CommandError(f"line {line} is longer than MaxPayloadInMB ({max_payload_bytes // MIB} MB)")
             end = cut + 1
         chunk = data[start:end]
-        start = end
         if chunk.strip():
-            yield chunk.rstrip(b"\n")
+            yield line, chunk.rstrip(b"\n")
+        line += chunk.count(b"\n")
+        start = end
+
+
+def mini_batches(data: bytes, max_payload_bytes: int) -> Iterator[bytes]:
+    return (batch for _, batch in numbered_mini_batches(data, max_payload_bytes))
+
+
+def refusal(input_path: Path, first_line: int, status: int, payload: bytes) -> CommandError:
+    """Where in the input file the endpoint's refusal points: its `row` counts records
+    from 0 within the mini-batch, which starts at `first_line`."""
+    try:
+        reason = json.loads(payload)
+        message, row = str(reason["error"]), reason.get("row")
+    except (ValueError, KeyError, TypeError):
+        message, row = payload[:300].decode(errors="replace"), None
+    if isinstance(row, int):
+        where = f"line {first_line + row} of {input_path}"
+    else:
+        where = f"the mini-batch starting at line {first_line} of {input_path}"
+    return CommandError(f"{where}: the endpoint answered {status}: {message}; nothing was written")
 
 
 def transform_local(
     url: str, input_path: Path, output_dir: Path, *, max_payload_mb: int, max_concurrent: int, progress: bool = True
 ) -> Path:
+    """Score `input_path` into `output_dir/<name>.out`: written under a temporary name and
+    renamed once every mini-batch is answered, so a failure leaves no partial output."""
     from tqdm import tqdm
 
     data = input_path.read_bytes()
-    batches = list(mini_batches(data, max_payload_mb * MIB))
+    batches = list(numbered_mini_batches(data, max_payload_mb * MIB))
+    created = not output_dir.exists()
     output_dir.mkdir(parents=True, exist_ok=True)
     out_path = output_dir / f"{input_path.name}.out"
 
-    def send(batch: bytes) -> bytes:
+    def send(numbered: tuple[int, bytes]) -> bytes:
+        first_line, batch = numbered
         status, _, payload = post_local(url, batch, CSV, CSV)
         if status != 200:
-            raise CommandError(f"a mini-batch was answered {status}: {payload[:300].decode(errors='replace')}")
+            raise refusal(input_path, first_line, status, payload)
         return payload if payload.endswith(b"\n") else payload + b"\n"
 
-    with tqdm(total=len(data), unit="B", unit_scale=True, desc=f"transform {input_path.name}", disable=not progress) as bar, \
-            ThreadPoolExecutor(max_workers=max_concurrent) as pool, out_path.open("wb") as out:
-        # map() yields in input order, whatever order the mini-batches finish in.
-        for batch, result in zip(batches, pool.map(send, batches)):
-            out.write(result)
-            bar.update(len(batch) + 1)
+    partial = tempfile.NamedTemporaryFile(dir=output_dir, prefix=f".{out_path.name}.", suffix=".partial", delete=False)
+    try:
+        with tqdm(total=len(data), unit="B", unit_scale=True, desc=f"transform {input_path.name}", disable=not progress) as bar, \
+                ThreadPoolExecutor(max_workers=max_concurrent) as pool, partial:
+            # map() yields in input order, whatever order the mini-batches finish in.
+            for (_, batch), result in zip(batches, pool.map(send, batches)):
+                partial.write(result)
+                bar.update(len(batch) + 1)
+        os.replace(partial.name, out_path)
+    except BaseException:
+        Path(partial.name).unlink(missing_ok=True)
+        if created:
+            shutil.rmtree(output_dir, ignore_errors=True)
+        raise
     return out_path
 
 
@@ -75,6 +111,9 @@ def run_transform(args: argparse.Namespace) -> int:
     env = environment(args.env)
     max_payload_mb = args.max_payload_mb or env.batch.max_payload_mb
     max_concurrent = args.max_concurrent_transforms or env.batch.max_concurrent_transforms
+    if max_payload_mb * max_concurrent > 100:
+        raise CommandError(f"--max-payload-mb {max_payload_mb} x --max-concurrent-transforms {max_concurrent} = "
+                           f"{max_payload_mb * max_concurrent}; allowed: a product of at most 100 (SageMaker's limit)")
     if not args.input.is_file():
         raise CommandError(f"--input {args.input} does not exist")
     if args.local is None:

@@ -224,7 +224,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--program", default=DEFAULT_PROGRAM, help=f"SAGEMAKER_PROGRAM (default: {DEFAULT_PROGRAM})")
     parser.add_argument("--framework-version", default=DEFAULT_FRAMEWORK_VERSION, choices=framework_versions(),
                         help=f"sklearn image version (default: {DEFAULT_FRAMEWORK_VERSION})")
-    parser.add_argument("--max-response-bytes", type=int, default=INSTANCE_PAYLOAD_LIMIT_BYTES, help="response size limit")
+    parser.add_argument("--max-response-bytes", type=_byte_count, default=INSTANCE_PAYLOAD_LIMIT_BYTES, help="response size limit")
+
+
+def _byte_count(value: str) -> int:
+    if not value.strip().isascii() or not value.strip().isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"got {value!r}; allowed: a whole number of bytes >= 1")
+    return int(value)
 
 
 def sandboxed_exit_code(args: argparse.Namespace) -> int:

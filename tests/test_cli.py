@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from endpointctl.invoke import explain_runtime_error
 from endpointctl.local import free_port
+from tests.conftest import ROOT
 
 
 def endpointctl(*args: str, env: dict | None = None, cwd=None):
@@ -84,3 +85,70 @@ def test_local_mini_batches_split_on_lines_only():
     assert list(mini_batches(data, 8)) == [b"1,2\n3,4", b"5,6"]
     with pytest.raises(CommandError, match="longer than MaxPayloadInMB"):
         list(mini_batches(b"1,2,3,4,5,6,7,8\n", 4))
+
+
+def test_a_failed_transform_writes_nothing_and_names_the_files_line(sample_model, tmp_path):
+    from endpointctl.local import LocalEndpoint
+    from endpointctl.training import synthetic_transactions
+
+    features, _ = synthetic_transactions(30000, seed=5)
+    rows = [",".join(map(repr, row)) for row in features.tolist()]
+    rows[26000] = "0.1,0.2,1e39,0.4,0.5"  # far past the first mini-batch: the file's line, not the batch's
+    data = tmp_path / "data.csv"
+    data.write_text("\n".join(rows) + "\n")
+    output = tmp_path / "out"
+    with LocalEndpoint(model_data=sample_model, workers=1) as endpoint:
+        result = endpointctl("transform", "--local", endpoint.url, "--input", str(data), "--output", str(output),
+                             "--max-payload-mb", "1")
+    assert result.returncode == 1
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"endpointctl transform: line 26001 of {data}: the endpoint answered 400: ")
+    assert "1e+39" in message and "nothing was written" in message
+    assert not output.exists()  # not even the folder it would have created
+
+
+BAD_COMMAND_LINES = [
+    # (arguments, environment, words of the one-line error)
+    (["serve", "--model-data", "m.tar.gz", "--port", "99999"], {}, "--port: got '99999'; allowed: a port from 1 to 65535"),
+    (["invoke", "--local", "http://127.0.0.1:99999", "--body", "{}"], {}, "the port is not a number from 1 to 65535"),
+    (["invoke", "--local", "http://127.0.0.1:abc", "--body", "{}"], {}, "the port is not a number"),
+    (["invoke", "--local", "127.0.0.1:8080", "--body", "{}"], {}, "no http:// or https:// scheme"),
+    (["invoke", "--local", "http://127.0.0.1:8080", "--body", "\udcff"], {}, "--body: got '\\udcff', which is not UTF-8 text"),
+    (["invoke", "--local", "http://127.0.0.1:8080", "--body", "{}", "--content-type", "a\r\nb"], {}, "--content-type: got"),
+    (["invoke", "--endpoint-name", "bad name!", "--body", "{}"], {}, "--endpoint-name: got 'bad name!'"),
+    (["status"], {"AWS_ENDPOINT_URL": "localhost:9"}, "AWS_ENDPOINT_URL: got 'localhost:9': it has no http:// or https:// scheme"),
+    (["status"], {"AWS_MAX_ATTEMPTS": "abc"}, "AWS_MAX_ATTEMPTS: got 'abc'; allowed: a number of attempts"),
+    (["transform", "--input", "x.csv", "--max-concurrent-transforms", "-1"], {}, "--max-concurrent-transforms: got '-1'"),
+    (["transform", "--input", "x.csv", "--max-payload-mb", "0"], {}, "--max-payload-mb: got '0'"),
+    (["transform", "--input", "x.csv", "--max-payload-mb", "50", "--max-concurrent-transforms", "3"], {}, "a product of at most 100"),
+    (["train-sample", "--rows", "0"], {}, "--rows: got '0'; allowed: a number of rows from 100 to 1000000"),
+    (["cost", "--requests-per-day", "-1000"], {}, "--requests-per-day: got '-1000'; allowed: a finite number >= 0"),
+    (["cost", "--duration-ms", "nan"], {}, "--duration-ms: got 'nan'"),
+    (["serve", "--model-data", "m.tar.gz"], {"SAGEMAKER_MODEL_SERVER_WORKERS": "abc"}, "SAGEMAKER_MODEL_SERVER_WORKERS='abc': allowed:"),
+    (["serve", "--model-data", "m.tar.gz", "--program", "../evil.py"], {}, "--program: got '../evil.py'"),
+    (["preflight", "--model-data", "m.tar.gz", "--max-response-bytes", "-5"], {}, "--max-response-bytes: got '-5'"),
+    (["nonsense"], {}, "invalid choice: 'nonsense'"),
+]
+
+
+@pytest.mark.parametrize("argv, env, words", BAD_COMMAND_LINES, ids=[" ".join(a) for a, _, _ in BAD_COMMAND_LINES])
+def test_bad_values_are_one_line_naming_the_value(argv, env, words, tmp_path):
+    result = endpointctl(*argv, env={"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y", "AWS_DEFAULT_REGION": "us-east-1",
+                                     **env}, cwd=ROOT)
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_endpointctl_debug_shows_the_traceback_of_a_bug(monkeypatch, capsys):
+    from endpointctl import cli
+
+    def broken(_args):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setitem(cli.COMMANDS, "cost", broken)
+    assert cli.main(["cost"]) == 1
+    assert capsys.readouterr().err == "endpointctl cost: unexpected ZeroDivisionError: a bug (ENDPOINTCTL_DEBUG=1 shows the traceback)\n"
+    monkeypatch.setenv("ENDPOINTCTL_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["cost"])

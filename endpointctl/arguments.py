@@ -1,0 +1,155 @@
+"""Checked values for endpointctl's command lines and environment: each failure names
+the value and what is allowed, in one line.
+
+The argparse types raise `argparse.ArgumentTypeError` (argparse adds the option's name);
+the environment readers raise `CommandError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import re
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit
+
+from endpointctl.errors import CommandError
+
+Parse = Callable[[str], object]
+
+
+def _shown(value: str) -> str:
+    """The value as the user typed it, quoted, with undecodable bytes escaped."""
+    return repr(value)
+
+
+def whole_number(minimum: int, maximum: int | None = None, *, what: str = "a whole number") -> Parse:
+    allowed = f"{what} from {minimum} to {maximum}" if maximum is not None else f"{what} >= {minimum}"
+
+    def parse(value: str) -> int:
+        digits = value.strip()
+        number = int(digits) if re.fullmatch(r"[+-]?[0-9]{1,30}", digits) else None
+        if number is None or number < minimum or (maximum is not None and number > maximum):
+            raise argparse.ArgumentTypeError(f"got {_shown(value)}; allowed: {allowed}")
+        return number
+
+    return parse
+
+
+def finite_non_negative(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or number < 0:
+        raise argparse.ArgumentTypeError(f"got {_shown(value)}; allowed: a finite number >= 0")
+    return number
+
+
+def text(value: str) -> str:
+    """A value that must be text: an undecodable byte in the shell's argument (e.g.
+    $'\\xff') arrives as a lone surrogate and cannot be sent."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise argparse.ArgumentTypeError(
+            f"got {_shown(value)}, which is not UTF-8 text; allowed: text (put bytes in a file and use --file)"
+        ) from None
+    return value
+
+
+# An HTTP header value: visible characters and spaces, nothing that could end the header.
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]{0,1024}")
+
+
+def header_value(value: str) -> str:
+    if not _HEADER_VALUE.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"got {_shown(value)}; allowed: up to 1024 printable ASCII characters (a media type such as text/csv)"
+        )
+    return value
+
+
+def path(value: str) -> Path:
+    text(value)
+    if not value or "\x00" in value:
+        raise argparse.ArgumentTypeError(f"got {_shown(value)}; allowed: a file or folder path")
+    return Path(value)
+
+
+def program(value: str) -> str:
+    """SAGEMAKER_PROGRAM: a file name inside the code folder."""
+    text(value)
+    if not value or "/" in value or "\\" in value or value in (".", "..") or "\x00" in value:
+        raise argparse.ArgumentTypeError(f"got {_shown(value)}; allowed: a file name in the code folder, e.g. inference.py")
+    return value
+
+
+def http_url(value: str) -> str:
+    """A local endpoint's URL: http(s)://host[:port], port 1-65535."""
+    text(value)
+    problem = None
+    try:
+        parts = urlsplit(value)
+        port = parts.port  # raises ValueError for a port out of range or not a number
+    except ValueError:
+        problem, port = "the port is not a number from 1 to 65535", None
+    else:
+        if parts.scheme not in ("http", "https"):
+            problem = "it has no http:// or https:// scheme"
+        elif not parts.hostname:
+            problem = "it has no host"
+        elif port == 0:
+            problem = "the port is not a number from 1 to 65535"
+    if problem:
+        raise argparse.ArgumentTypeError(f"got {_shown(value)}: {problem}; allowed: a URL such as http://127.0.0.1:8080")
+    return value
+
+
+def location(value: str) -> str:
+    """A local path or an s3://bucket/key URL."""
+    text(value)
+    if value.startswith("s3://"):
+        bucket, _, key = value.removeprefix("s3://").partition("/")
+        if not bucket or not key:
+            raise argparse.ArgumentTypeError(f"got {_shown(value)}; allowed: s3://bucket/key or a local path")
+        return value
+    path(value)
+    return value
+
+
+# SageMaker names: endpoints, models (1-63 characters).
+_SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+
+
+def sagemaker_name(value: str) -> str:
+    if not _SAGEMAKER_NAME.fullmatch(value):
+        raise argparse.ArgumentTypeError(
+            f"got {_shown(value)}; allowed: 1-63 letters, digits and hyphens, starting and ending with a letter or digit"
+        )
+    return value
+
+
+PORT = whole_number(1, 65535, what="a port")
+
+
+# ------------------------------------------------------------------ environment
+
+
+def check_aws_environment() -> None:
+    """The AWS_* settings botocore reads with a bare int() or urlsplit() (a traceback
+    otherwise), checked before any client is made."""
+    for name, value in os.environ.items():
+        if name == "AWS_ENDPOINT_URL" or name.startswith("AWS_ENDPOINT_URL_"):
+            try:
+                http_url(value)
+            except argparse.ArgumentTypeError as error:
+                raise CommandError(f"{name}: {error}") from None
+    raw = os.environ.get("AWS_MAX_ATTEMPTS")
+    if raw is not None:
+        try:
+            whole_number(1, 100, what="a number of attempts")(raw)
+        except argparse.ArgumentTypeError as error:
+            raise CommandError(f"AWS_MAX_ATTEMPTS: {error}") from None

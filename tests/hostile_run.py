@@ -18,6 +18,7 @@ import encodings.aliases
 import http.client
 import json
 import random
+import shutil
 import socket
 import sys
 import tempfile
@@ -124,6 +125,7 @@ def main() -> int:
                 connection.close()
         alive = endpoint.process.poll() is None
     left = sorted(str(p.relative_to(server_tmp)) for p in server_tmp.rglob("*"))
+    shutil.rmtree(scratch)
     print(f"{args.requests} requests in {elapsed:.1f} s from {args.threads} threads; by status: "
           f"{dict(sorted(counts.items(), key=str))}")
     print(f"5xx for a client mistake: {len(bad)} {bad[:5]}")

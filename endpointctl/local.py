@@ -214,8 +214,9 @@ class LocalEndpoint:
     ):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "endpointctl", "serve", "--model-data", str(model_data),
-                   "--port", str(self.port), "--workers", str(workers)]
+        command = [sys.executable, "-m", "endpointctl", "serve", "--model-data", str(model_data), "--port", str(self.port)]
+        if workers:  # 0: as the container, from SAGEMAKER_MODEL_SERVER_WORKERS or the CPU count
+            command += ["--workers", str(workers)]
         if code is not None:
             command += ["--code", str(code)]
         self._command = command

@@ -106,7 +106,7 @@ def archive_files(archive: Path, *, limit: int | None = None) -> list[tuple[str,
 def unpack_model(model_data: Path, model_dir: Path, *, limit: int | None = None) -> Path:
     """What the container does with ModelDataUrl: extract it into /opt/ml/model."""
     if not model_data.is_file():
-        raise ServingError(f"model data {model_data} does not exist")
+        raise ServingError(f"model data {model_data} " + ("is not a file" if model_data.exists() else "does not exist"))
     model_dir.mkdir(parents=True, exist_ok=True)
     safe_extract(model_data, model_dir, limit=limit)
     return model_dir

@@ -298,13 +298,14 @@ KEEPALIVE_S = 3
 WORKER_CONNECTIONS = 1000
 
 
-def _positive_int(name: str, raw: str | int, allowed: str) -> int:
-    try:
-        value = int(str(raw).strip())
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise ServingError(f"{name}={str(raw)!r}: allowed: {allowed}")
+# What `serve --workers` allows too: each worker holds a copy of the model.
+MAX_WORKERS = 256
+
+
+def _whole_number(name: str, raw: str, maximum: int, allowed: str) -> int:
+    value = int(raw) if raw.isascii() and raw.isdigit() else 0
+    if not 1 <= value <= maximum:
+        raise ServingError(f"{name}={raw!r}: allowed: {allowed}")
     return value
 
 
@@ -321,11 +322,12 @@ class ServerSettings:
         env = os.environ
         if not workers:
             raw = env.get("SAGEMAKER_MODEL_SERVER_WORKERS", "").strip()
-            workers = _positive_int("SAGEMAKER_MODEL_SERVER_WORKERS", raw, "a whole number of worker processes >= 1") \
-                if raw else (os.cpu_count() or 1)
+            workers = _whole_number("SAGEMAKER_MODEL_SERVER_WORKERS", raw, MAX_WORKERS,
+                                    f"a whole number of worker processes from 1 to {MAX_WORKERS}") if raw else (os.cpu_count() or 1)
         if not timeout:
             raw = env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT", "").strip()
-            timeout = _positive_int("SAGEMAKER_MODEL_SERVER_TIMEOUT", raw, "a whole number of seconds >= 1") if raw else 60
+            timeout = _whole_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", raw, 3600,
+                                    "a whole number of seconds from 1 to 3600") if raw else 60
         return cls(host=host, port=port, workers=workers, timeout=timeout)
 
 

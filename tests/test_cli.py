@@ -125,6 +125,8 @@ BAD_COMMAND_LINES = [
     (["cost", "--requests-per-day", "-1000"], {}, "--requests-per-day: got '-1000'; allowed: a finite number >= 0"),
     (["cost", "--duration-ms", "nan"], {}, "--duration-ms: got 'nan'"),
     (["serve", "--model-data", "m.tar.gz"], {"SAGEMAKER_MODEL_SERVER_WORKERS": "abc"}, "SAGEMAKER_MODEL_SERVER_WORKERS='abc': allowed:"),
+    (["serve", "--model-data", "m.tar.gz"], {"SAGEMAKER_MODEL_SERVER_WORKERS": "100000"}, "allowed: a whole number of worker processes from 1 to 256"),
+    (["serve", "--model-data", "m.tar.gz"], {"SAGEMAKER_MODEL_SERVER_TIMEOUT": "-3"}, "SAGEMAKER_MODEL_SERVER_TIMEOUT='-3'"),
     (["serve", "--model-data", "m.tar.gz", "--program", "../evil.py"], {}, "--program: got '../evil.py'"),
     (["preflight", "--model-data", "m.tar.gz", "--max-response-bytes", "-5"], {}, "--max-response-bytes: got '-5'"),
     (["nonsense"], {}, "invalid choice: 'nonsense'"),

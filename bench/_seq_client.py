@@ -3,9 +3,10 @@
     python -m bench._seq_client PORT SECONDS
 
 Alternates, request by request, one POST /invocations over a fresh loopback
-connection (raw socket: connect, send, read to close; gunicorn's sync workers close
-every connection) and one in-process `handler.invoke` of the same 1-row JSON request,
-so the machine's noise hits both alike. Prints {"http": [...], "inproc": [...]} in
+connection (raw socket: connect, send, read to close; the request says
+`Connection: close`, as the gevent workers otherwise keep it alive for 3 s) and one
+in-process `handler.invoke` of the same 1-row JSON request, so the machine's noise
+hits both alike. Prints {"http": [...], "inproc": [...]} in
 seconds.
 """
 
@@ -25,8 +26,8 @@ def main() -> None:
     body = json_body(feature_rows(1))
     expected = handler.invoke(body, JSON_TYPE, JSON_TYPE)[0].encode()
     data = body.encode()
-    request = (b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-               b"Accept: application/json\r\nContent-Length: %d\r\n\r\n" % len(data)) + data
+    request = (b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+               b"Content-Type: application/json\r\nAccept: application/json\r\nContent-Length: %d\r\n\r\n" % len(data)) + data
     clock = time.perf_counter
 
     def over_http() -> float:

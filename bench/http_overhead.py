@@ -3,8 +3,8 @@
 - latency: a sequential client in another process (bench._seq_client) alternates,
   request by request, a POST over a fresh loopback connection to
   `LocalEndpoint(workers=1)` and an in-process `handler.invoke`. Target: HTTP adds
-  <= 1 ms at p50. The HTTP time includes TCP connect (gunicorn's sync workers close
-  every connection) and the client's own socket calls. wrk -t1 -c1 --latency p50
+  <= 1 ms at p50. The HTTP time includes TCP connect (each request says
+  `Connection: close`) and the client's own socket calls. wrk -t1 -c1 --latency p50
   (which starts its clock after connect) is reported as a cross-check.
 - throughput: wrk -t1 -cN against `LocalEndpoint(workers=N)`, N = 1 and 2, against
   N ÷ handler time, where the floor is N processes (bench._handler_loop) calling the

@@ -35,9 +35,9 @@ measured ÷ floor for times, measured ÷ floor (as a share) for rates.
   `endpointctl.training.write_sample_model`, against `model.predict_proba` on the
   already-parsed rows, alternated call by call. The handler's parts are timed in the
   same rounds (details). 10,000-row CSV is answered as text/csv.
-- **http_overhead**: `LocalEndpoint` (gunicorn, sync workers) on loopback. p50: a
-  sequential raw-socket client in another process alternates one HTTP request (new
-  connection each; the sync workers close every connection) with one in-process
+- **http_overhead**: `LocalEndpoint` (gunicorn, gevent workers as in the container) on
+  loopback. p50: a sequential raw-socket client in another process alternates one HTTP
+  request (new connection each, `Connection: close`) with one in-process
   invoke. Throughput: `wrk -t1 -cN` with a Lua POST script against N workers,
   alternated with N processes calling the handler in a loop at once for as long
   (N ÷ handler time, under the same contention; the share against a single process's

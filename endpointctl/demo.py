@@ -3,7 +3,10 @@
 moto server on loopback -> train -> cdk bootstrap -> cdk deploy (dev) -> fetch what was
 deployed (ModelDataUrl and SAGEMAKER_SUBMIT_DIRECTORY) from the emulated S3 -> serve it
 as the container would -> invoke with the guide's request -> batch-transform a CSV
-from batch-input/ to batch-output/ -> cdk destroy -> show nothing billable remains.
+from batch-input/ to batch-output/ -> a second deploy: retrain, `endpointctl plan`, deploy
+the new model, serve what was deployed and check it is v2, v1 gone, nothing orphaned,
+the deploy did what the plan said -> a third deploy that only changes an alarm threshold
+(nothing else touched) -> cdk destroy -> show nothing billable remains.
 Every process it starts is stopped on exit or Ctrl-C.
 """
 
@@ -34,8 +37,14 @@ REGION = "us-east-1"
 GUIDE_REQUEST = {"instances": [[0.5, 1.2, 0.3, 0.8, 0.1], [-0.2, 0.7, 1.1, 0.4, 0.6]]}
 
 
+STEPS = 10
+# The retrained model of the second deploy, and the alarm-only change of the third.
+RETRAIN_SEED = 8
+LATENCY_THRESHOLD_MS = 1500
+
+
 def step(number: int, text: str) -> None:
-    print(f"\n[{number}/8] {text}", flush=True)
+    print(f"\n[{number}/{STEPS}] {text}", flush=True)
 
 
 @contextmanager
@@ -150,6 +159,7 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
     env = load_config().environment(env_name)
     seen: dict = {}
     cdk_out = workdir / "cdk.out"
+    started = time.monotonic()
     with ExitStack() as stack:
         step(1, "starting a local AWS (moto server on loopback)")
         aws_env = stack.enter_context(local_aws(port))
@@ -201,8 +211,11 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
         step(7, "batch transform: batch-input/ -> batch-output/")
         seen["transform"] = transform_through_bucket(endpoint.url, deployed.outputs["BucketName"], workdir, env)
 
-        step(8, f"cdk destroy {env.stack_name}")
         endpoint.stop()
+        head = release_retrained_model(workdir=workdir, env=env, base=cdk_out, seen=seen)
+        release_alarm_change(workdir=workdir, env=env, base=head, seen=seen)
+
+        step(10, f"cdk destroy {env.stack_name}")
         cdk("destroy", "-c", f"env={env_name}", "--force", output=cdk_out, quiet=True)
         leftovers = billable_leftovers()
         seen["leftovers"] = leftovers
@@ -219,8 +232,89 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
         seen["bucket_left"] = bucket in [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
         if any(leftovers.values()):
             raise CommandError(f"billable resources remain after cdk destroy: {leftovers}")
-        print("\nnothing billable remains. Done.")
+        seen["seconds"] = time.monotonic() - started
+        print(f"\nnothing billable remains. Done in {seen['seconds']:.0f} s.")
     return seen
+
+
+def deploy_assembly(assembly: Path, stack_name: str) -> None:
+    """`cdk deploy` of an assembly synthesized beforehand (what the plan was made from)."""
+    cdk("deploy", stack_name, "--app", str(assembly), "--require-approval", "never",
+        output=assembly, quiet=True)
+
+
+def synth_variant(outdir: Path, env_name: str, *, model_data: Path, **env_overrides) -> Path:
+    """cdk.json's configuration with another model (and other environment settings)."""
+    from endpointctl.plan.synth import cdk_context, synth_assembly
+
+    serving = cdk_context()["serving"]
+    serving["model_data"] = str(model_data)
+    serving["environments"][env_name].update(env_overrides)
+    return synth_assembly(serving, [env_name], outdir)
+
+
+def release_retrained_model(*, workdir: Path, env, base: Path, seen: dict) -> Path:
+    """Deploy a retrained model over the deployed one, as a release would: plan, deploy,
+    then serve what was deployed and check it is the new model, and nothing is left over."""
+    from endpointctl.release import release
+    from endpointctl.training import model_archive_bytes, train_sample_model
+
+    step(8, f"a second deploy: retrain (seed {RETRAIN_SEED}), `endpointctl plan`, cdk deploy")
+    model = train_sample_model(seed=RETRAIN_SEED)
+    retrained = workdir / "model-v2.tar.gz"
+    retrained.write_bytes(model_archive_bytes(model))
+    head = synth_variant(workdir / "cdk.out.v2", env.name, model_data=retrained)
+    started = time.monotonic()
+    done = release(base, head, stack_name=env.stack_name, env_name=env.name,
+                   deploy=lambda assembly: deploy_assembly(assembly, env.stack_name), on_plan=print_plan)
+    print(f"    deployed in {time.monotonic() - started:.0f}s (plan included)")
+    seen["release"] = done
+    deployed = describe_deployment(env.name)
+    model_url = deployed.model["PrimaryContainer"]["ModelDataUrl"]
+    code_url = deployed.model["PrimaryContainer"]["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]
+    fetched = workdir / "deployed-v2"
+    fetched.mkdir(exist_ok=True)
+    from endpointctl.invoke import post_local
+
+    with LocalEndpoint(model_data=fetch(model_url, fetched, "model.tar.gz"),
+                       code=fetch(code_url, fetched, "sourcedir.tar.gz"), workers=1) as endpoint:
+        status, _, payload = post_local(endpoint.url, json.dumps(GUIDE_REQUEST).encode(), "application/json",
+                                        "application/json")
+    seen["release_invoke"] = (status, json.loads(payload))
+    seen["retrained_probabilities"] = model.predict_proba(GUIDE_REQUEST["instances"]).tolist()
+    print(f"    {model_url} served -> {status} {payload.decode()}")
+    print(f"    the retrained model answers {json.dumps(seen['retrained_probabilities'])}")
+    report_release(done)
+    return head
+
+
+def release_alarm_change(*, workdir: Path, env, base: Path, seen: dict) -> None:
+    """A change that does not touch the model: only the alarm is updated."""
+    from endpointctl.release import release
+
+    step(9, f"a third deploy: the ModelLatency alarm threshold -> {LATENCY_THRESHOLD_MS} ms, nothing else")
+    alarms = {**env.alarms.model_dump(exclude_none=True), "model_latency_ms": LATENCY_THRESHOLD_MS}
+    head = synth_variant(workdir / "cdk.out.v3", env.name, model_data=workdir / "model-v2.tar.gz", alarms=alarms)
+    done = release(base, head, stack_name=env.stack_name, env_name=env.name,
+                   deploy=lambda assembly: deploy_assembly(assembly, env.stack_name), on_plan=print_plan)
+    seen["alarm_release"] = done
+    report_release(done)
+
+
+def print_plan(markdown: str) -> None:
+    for line in markdown.splitlines():
+        print(f"    | {line}")
+
+
+def report_release(done) -> None:
+    gone = sorted(done.gone())
+    print(f"    gone after the deploy: {', '.join(gone) or 'nothing'}")
+    orphans = {kind: names for kind, names in done.orphans().items() if names}
+    print(f"    left behind (not in the stack): {orphans or 'nothing'}")
+    differences = done.differences_from_plan()
+    print(f"    the deploy did what the plan said: {'yes' if not differences else differences}")
+    if orphans or differences:
+        raise CommandError(f"the deploy left {orphans} behind or differed from its plan: {differences}")
 
 
 def transform_through_bucket(url: str, bucket: str, workdir: Path, env) -> dict:

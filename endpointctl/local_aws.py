@@ -1,4 +1,4 @@
-"""The local AWS for `make demo` and the end-to-end test: moto's server, with seven
+"""The local AWS for `make demo` and the end-to-end test: moto's server, with ten
 fixes to moto 5.2.5's CloudFormation layer that this stack needs. Each is a place where
 moto differs from CloudFormation; none changes what the stack asks for.
 
@@ -8,13 +8,29 @@ moto differs from CloudFormation; none changes what the stack asks for.
 2. Stack outputs: moto computes them when a stack is created, never after a change set
    runs, and the CDK always deploys through change sets: outputs would be empty.
 3. AWS::SageMaker::Endpoint: moto ignores EndpointName and invents one.
-4. AWS::IAM::ManagedPolicy: moto never deletes it on stack deletion.
+4. AWS::IAM::ManagedPolicy: moto never deletes it on stack deletion, and on a stack
+   update drops it from the stack (no update handler); CloudFormation updates it in place
+   with a new default policy version, which is what happens here.
 5. AWS::SageMaker::Model: moto knows only `Fn::GetAtt ModelName`; CloudFormation also
    returns ModelArn (the launcher policy's condition names the batch model by it).
 6. AWS::SageMaker::ModelPackageGroup: moto's SageMaker has model package groups, but its
    CloudFormation skips the type with a warning; the model registry's group is created here.
 7. UpdateModelPackage: moto replaces CustomerMetadataProperties with the request's, None
    when the request has none (an approval); SageMaker only adds what the request names.
+8. DescribeChangeSet of a change set that is not there: CloudFormation answers
+   ChangeSetNotFound, which `cdk deploy` of an existing stack expects after deleting its
+   previous change set; moto answers "Stack with id ... does not exist" and the second
+   deploy of a stack stops there.
+9. Updating a stack with an SSM-typed parameter (the CDK's BootstrapVersion): moto hands
+   the value it resolved at creation back as the parameter's SSM path and fails (500) on
+   the lookup; CloudFormation keeps the path and resolves it again. Here a value that
+   names no SSM parameter is taken as the value already resolved.
+10. A stack update: moto updates only resources whose own template text changed, in any
+    order. CloudFormation also updates every resource whose Ref/GetAtt names a replaced
+    one (the endpoint config of a replaced model, the endpoint of a replaced config),
+    after what it depends on. Here the resources `endpointctl plan` finds changed through
+    a replacement are added, and all are updated in dependency order — otherwise a new
+    model leaves the endpoint config pointing at the deleted old one.
 
 Run: python -m endpointctl.local_aws -H 127.0.0.1 -p PORT   (moto_server's arguments)
 """
@@ -46,6 +62,18 @@ def _managed_policy_delete(cls, resource_name, cloudformation_json, account_id, 
     from moto.iam.models import iam_backends
 
     iam_backends[account_id]["global"].delete_policy(resource_name)
+
+
+def _managed_policy_update(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+    from moto.iam.models import iam_backends
+
+    backend = iam_backends[account_id]["global"]
+    document = cloudformation_json["Properties"]["PolicyDocument"]
+    policy = backend.get_policy(original_resource.arn)
+    for version in [v for v in policy.versions if not v.is_default][:-3]:  # IAM keeps at most five versions
+        backend.delete_policy_version(policy.arn, version.version_id)
+    backend.create_policy_version(policy.arn, document if isinstance(document, str) else json.dumps(document), True)
+    return original_resource
 
 
 def _model_attribute(self, attribute_name: str) -> str:
@@ -118,6 +146,52 @@ def _keep_customer_metadata(update):
     return update_model_package
 
 
+def _change_set_not_found(describe):
+    from moto.cloudformation.exceptions import CloudFormationError, ValidationError
+
+    class ChangeSetNotFound(CloudFormationError):
+        code = "ChangeSetNotFound"
+
+    def describe_change_set(self, change_set_name):
+        try:
+            return describe(self, change_set_name)
+        except ValidationError:
+            raise ChangeSetNotFound(f"ChangeSet [{change_set_name}] does not exist") from None
+
+    return describe_change_set
+
+
+def _resolved_ssm_parameter(self, value: str, value_type: str):
+    from moto.ssm.models import ssm_backends
+
+    if ssm_backends[self._account_id][self._region_name].get_parameter(value) is None:
+        return value.split(",") if "List" in value_type else value
+    return _PARSE_SSM_PARAMETER[0](self, value, value_type)
+
+
+_PARSE_SSM_PARAMETER: list = []
+
+
+def _follow_replacements(build_resource_diff):
+    from endpointctl.plan.resources import diff_resources, references
+
+    def resource_diff(self, other_template, parameters=None):
+        actions = build_resource_diff(self, other_template, parameters)
+        followed = [c.logical_id for c in diff_resources({"Resources": self._resource_json_map}, other_template)
+                    if "refers to replaced" in c.why and c.logical_id not in actions["Modify"]
+                    and c.logical_id not in actions["Add"]]
+        resources = other_template["Resources"]
+        pending, ordered = set(actions["Modify"]) | set(followed), []
+        while pending:  # what a resource refers to is updated before it
+            ready = sorted(n for n in pending if not (set(references(resources[n])) & (pending - {n})))
+            ordered += ready or sorted(pending)
+            pending -= set(ready or pending)
+        actions["Modify"] = ordered
+        return actions
+
+    return resource_diff
+
+
 def apply_fixes() -> None:
     from moto.cloudformation import models as cloudformation
     from moto.cloudformation.parsing import OutputMap
@@ -136,8 +210,19 @@ def apply_fixes() -> None:
     cloudformation.ChangeSet.apply = apply_and_refresh_outputs
     FakeEndpoint.cloudformation_name_type = staticmethod(lambda: "EndpointName")
     ManagedPolicy.delete_from_cloudformation_json = classmethod(_managed_policy_delete)
+    ManagedPolicy.update_from_cloudformation_json = classmethod(_managed_policy_update)
     Model.has_cfn_attr = classmethod(lambda cls, attr: attr in ("ModelName", "ModelArn"))
     Model.get_cfn_attribute = _model_attribute
+    from moto.cloudformation.parsing import ResourceMap
+
+    if not _PARSE_SSM_PARAMETER:
+        _PARSE_SSM_PARAMETER.append(ResourceMap.parse_ssm_parameter)
+    ResourceMap.parse_ssm_parameter = _resolved_ssm_parameter
+    if not getattr(ResourceMap.build_resource_diff, "follows_replacements", False):
+        ResourceMap.build_resource_diff = _follow_replacements(ResourceMap.build_resource_diff)
+        ResourceMap.build_resource_diff.follows_replacements = True
+    backend = cloudformation.CloudFormationBackend
+    backend.describe_change_set = _change_set_not_found(backend.describe_change_set)
     SageMakerModelBackend.update_model_package = _keep_customer_metadata(SageMakerModelBackend.update_model_package)
     # Registered by subclassing (moto lists CloudFormationModel's subclasses, weakly: keep a reference).
     _ADDED_TYPES.append(_model_package_group_resource())

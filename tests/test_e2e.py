@@ -65,6 +65,50 @@ def test_destroy_leaves_no_dev_bucket(seen):
     assert seen["bucket_left"] is False
 
 
+# ------------------------------------------- second deploys (the demo's steps 8 and 9)
+
+
+def test_second_deploy_serves_the_retrained_model(seen):
+    """The deployed ModelDataUrl, fetched back and served, answers with v2's probabilities."""
+    status, body = seen["release_invoke"]
+    assert status == 200
+    for served, expected in zip(body["probabilities"], seen["retrained_probabilities"]):
+        assert served == pytest.approx(expected, abs=1e-9)
+    assert body["probabilities"] != seen["invoke"][1]["probabilities"]  # not v1's answer
+
+
+def test_second_deploy_removes_v1_and_orphans_nothing(seen):
+    release, v1 = seen["release"], seen["deployed"]
+    old = {v1.model["ModelName"], v1.endpoint_config["EndpointConfigName"]}
+    assert old <= release.gone()
+    assert not old & set(release.sagemaker_after["models"] + release.sagemaker_after["endpoint configs"])
+    assert release.orphans() == {"models": [], "endpoint configs": [], "endpoints": []}
+    assert release.sagemaker_after["endpoints"] == ["rc-fraud-detection-dev-serverless"]
+
+
+def test_second_deploy_did_what_its_plan_said(seen):
+    release = seen["release"]
+    stack = release.stack_plan
+    assert stack["endpoint"]["effect"] == "update" and stack["endpoint"]["rollout"]["strategy"] == "serverless"
+    planned = {r["logical_id"]: r["action"] for r in stack["resources"]}
+    assert planned["Model0301700E"] == planned["EndpointConfig24AD0A28"] == "replace"
+    assert planned["EndpointEEF1FD8F"] == "update"
+    assert stack["model_diff"]["rows"] == 2000 and "skipped" not in stack["model_diff"]
+    assert release.differences_from_plan() == []
+    name = "rc-fraud-detection-dev-serverless"
+    assert release.sagemaker_before["endpoint_detail"][name][0] != release.sagemaker_after["endpoint_detail"][name][0]
+    assert "## rc-fraud-detection-dev" in release.markdown
+
+
+def test_alarm_change_leaves_model_config_and_endpoint_untouched(seen):
+    release = seen["alarm_release"]
+    stack = release.stack_plan
+    assert [(r["logical_id"], r["action"]) for r in stack["resources"]] == [("AlarmsModelLatencyAlarm7B529A72", "update")]
+    assert stack["endpoint"]["effect"] == "unchanged" and stack["model_diff"] is None
+    assert release.sagemaker_before == release.sagemaker_after  # same names, same config, no endpoint update
+    assert release.differences_from_plan() == []
+
+
 def test_prod_deploys_and_destroys_keeping_only_its_retained_data(tmp_path):
     """prod: instance-backed, data capture, KMS, log group; destroy keeps the bucket
     (retain_data) and removes everything that bills."""

@@ -14,6 +14,12 @@ from typing import Any, Iterable
 from serving_runtime.image import PROJECT_ROOT
 
 
+# What the cdk CLI adds to the context of the apps it runs (`--no-version-reporting`, as the
+# demo and the workflow run it): the same template, resource metadata included.
+CLI_CONTEXT = {"aws:cdk:version-reporting": False, "aws:cdk:enable-path-metadata": True,
+               "aws:cdk:enable-asset-metadata": True}
+
+
 def cdk_context() -> dict[str, Any]:
     """cdk.json's context: the feature flags `cdk synth` applies, and `serving`."""
     return json.loads((PROJECT_ROOT / "cdk.json").read_text())["context"]
@@ -28,7 +34,7 @@ def synth_assembly(serving: dict[str, Any], environments: Iterable[str], outdir:
     from stacks.serving_stack import ServingStack
 
     config = parse_config(serving)
-    app = cdk.App(context={**cdk_context(), "serving": serving}, outdir=str(outdir))
+    app = cdk.App(context={**cdk_context(), **CLI_CONTEXT, "serving": serving}, outdir=str(outdir))
     for name in environments:
         environment = config.environment(name)
         ServingStack(app, environment.stack_name, environment=environment)

@@ -102,10 +102,32 @@ def monthly_total(env: Environment, *, requests_per_day: float = DEFAULT_REQUEST
     return sum(line.monthly_usd for line in estimate(env, requests_per_day=requests_per_day, duration_ms=duration_ms))
 
 
+def _kept(days: int | None) -> str:
+    return "kept until deleted" if days is None else f"{days} days"
+
+
+def storage_lines(env: Environment) -> list[str]:
+    """What S3 keeps, and for how long (lifecycle rules from config): what grows on the
+    bill when nobody deletes anything. S3 storage is not priced here."""
+    if env.bucket == "import":
+        return [f"storage: {env.bucket_name} is imported; its lifecycle rules and access logs are its owner's"]
+    lifecycle = env.lifecycle
+    kept = ", ".join(f"{prefix}: {_kept(days)}" for prefix, days in lifecycle.by_prefix().items())
+    old_versions = _kept(lifecycle.noncurrent_version_days) if env.retain_data else "none (not versioned)"
+    logs = (f"in {env.access_logs.bucket} (its own rules)" if env.access_logs.bucket
+            else _kept(env.access_logs.retention_days))
+    return [
+        f"storage kept in s3://{env.bucket_name}: {kept}",
+        f"  old versions: {old_versions}; incomplete uploads aborted after {lifecycle.incomplete_upload_days} days; "
+        f"access logs: {logs}",
+    ]
+
+
 def run_cost(args: argparse.Namespace) -> int:
     from endpointctl.aws import environment
 
     env = environment(args.env)
     lines = estimate(env, requests_per_day=args.requests_per_day, duration_ms=args.duration_ms)
     print(render(env, lines, requests_per_day=args.requests_per_day, duration_ms=args.duration_ms))
+    print("\n".join(storage_lines(env)))
     return 0

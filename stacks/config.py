@@ -20,7 +20,8 @@ from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
 from sagemaker_serving.settings import (
-    INSTANCE_TYPE, Flag, IdleHours, InstanceCount, InstanceType, AlarmSettings, InstanceAutoscalingSettings, NetworkSettings, Problem,
+    INSTANCE_TYPE, AccessLogSettings, Flag, IdleHours, InstanceCount, InstanceType, AlarmSettings, InstanceAutoscalingSettings,
+    LifecycleSettings, NetworkSettings, Problem,
     ProvisionedConcurrencySettings, RolloutSettings, ServerlessSettings, Settings, VariantSettings, allowing,
     describe, integer, matching, one_of,
 )
@@ -190,6 +191,8 @@ class Environment(EnvironmentNames, Settings):
     encryption: Encryption = Encryption()
     network: NetworkSettings = NetworkSettings()
     log_retention_days: one_of(*LOG_RETENTION_DAYS) = 30
+    lifecycle: LifecycleSettings = LifecycleSettings()
+    access_logs: AccessLogSettings = AccessLogSettings()
     _project: Project = PrivateAttr()
 
     @field_validator("endpoint", mode="before")
@@ -205,9 +208,20 @@ class Environment(EnvironmentNames, Settings):
         return self._project
 
     def problems(self) -> Iterator[Problem]:
-        if self.endpoint.kind == "serverless" and (self.network.subnet_ids or self.network.isolation):
-            key = "isolation" if self.network.isolation else "subnet_ids"
-            yield ("network", key), getattr(self.network, key), "nothing: serverless endpoints take no VPC and no network isolation"
+        # A serverless endpoint's model cannot be isolated (the synth says so); isolation
+        # still applies to this environment's batch model.
+        if self.endpoint.kind == "serverless" and self.network.subnet_ids:
+            yield ("network", "subnet_ids"), list(self.network.subnet_ids), "nothing: serverless endpoints take no VPC"
+        if self.network.isolation:
+            # An isolated container cannot download its code: it is packed into model.tar.gz at synth.
+            artifacts = [(("model_data",), self.model_data)]
+            if self.endpoint.kind == "instance" and self.endpoint.variant_list is not None:
+                artifacts += [(("endpoint", "variants", i, "model_data"), v.model_data)
+                              for i, v in enumerate(self.endpoint.variant_list)]
+            for where, reference in artifacts:
+                if reference is not None and reference.startswith("s3://"):
+                    yield (where, reference, "a local .tar.gz while network.isolation is on (the handler is packed "
+                           "into the archive at synth), or network.isolation false with network.isolation_off_reason")
 
 
 class DevAlarmSettings(AlarmSettings):
@@ -224,12 +238,22 @@ class StagingEnvironment(Environment):
     name: ClassVar[str] = "staging"
 
 
+class ProdAlarmSettings(AlarmSettings):
+    required: Flag = True  # prod pages someone: email or topic_arn
+
+
 class ProdEnvironment(Environment):
     name: ClassVar[str] = "prod"
     log_retention_days: one_of(*LOG_RETENTION_DAYS) = 365
+    # Validated even when absent: prod with no alarms key pages nobody, and is refused.
+    alarms: ProdAlarmSettings = Field(default_factory=dict, validate_default=True)
 
     def problems(self) -> Iterator[Problem]:
         yield from super().problems()
+        if len(self.network.subnet_ids) == 1:
+            yield (("network", "subnet_ids"), list(self.network.subnet_ids),
+                   "at least 2 subnets in prod, in different Availability Zones: instances in one subnet are one "
+                   "AZ away from an outage")
         endpoint = self.endpoint
         if endpoint.kind != "instance":
             return  # serverless: AWS runs it multi-AZ

@@ -28,14 +28,17 @@ from sagemaker_serving.endpoint import (
 )
 from sagemaker_serving.image import SklearnImage
 from sagemaker_serving.deployment_checks import DeploymentCheckRole
-from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle
+from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle, sagemaker_principal
 from sagemaker_serving.registry import ModelRegistry
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs, acknowledge_wildcard_resource
+from sagemaker_serving.settings import DATA_CAPTURE_PREFIX, NetworkSettings
 from serving_runtime.image import DEFAULT_PROGRAM, HANDLER_DIR, PROJECT_ROOT, image_uri
 from stacks.config import Environment, ServerlessEndpoint
 from stacks.model_package import DeploymentChecks, RegistrySettings, ResolvedPackage
-DATA_CAPTURE_PREFIX = "data-capture/"
 
+SERVERLESS_NOT_ISOLATED = (
+    "serverless endpoints take no network isolation (SageMaker); this environment's batch model is isolated"
+)
 
 
 def resolve_model_data(
@@ -111,6 +114,11 @@ class ServingStack(cdk.Stack):
             return artifacts[reference]
 
         models: dict[str, SklearnModel] = {}
+        # Isolated unless the config turns it off with a reason; a serverless endpoint
+        # cannot be, and says so (the batch model below still is).
+        endpoint_network = env.network
+        if isinstance(env.endpoint, ServerlessEndpoint) and env.network.isolation:
+            endpoint_network = NetworkSettings(isolation=False, isolation_off_reason=SERVERLESS_NOT_ISOLATED)
 
         def model_for(reference: str) -> SklearnModel:
             if reference not in models:
@@ -124,7 +132,7 @@ class ServingStack(cdk.Stack):
                     source=source,
                     log_group_prefix=env.endpoint_log_group,
                     max_request_bytes=limit,
-                    network=env.network,
+                    network=endpoint_network,
                 )
             return models[reference]
 
@@ -156,12 +164,13 @@ class ServingStack(cdk.Stack):
 
         # ------------------------------------------------------------- alarms
         self.topic = self._alarm_topic(env)
+        paging = [sns.Topic.from_topic_arn(self, "PagingTopic", env.alarms.topic_arn)] if env.alarms.topic_arn else []
         self.alarms = EndpointAlarms(
             self,
             "Alarms",
             endpoint=self.endpoint,
             endpoint_name=env.endpoint_name,
-            topic=self.topic,
+            topics=[self.topic, *paging],
             thresholds=env.alarms,
         )
         self._production_features(env)
@@ -253,7 +262,13 @@ class ServingStack(cdk.Stack):
 
     def _bucket(self, env: Environment, removal: cdk.RemovalPolicy) -> s3.IBucket:
         if env.bucket == "import":
-            return s3.Bucket.from_bucket_name(self, "Bucket", env.bucket_name)
+            imported = s3.Bucket.from_bucket_name(self, "Bucket", env.bucket_name)
+            cdk.Annotations.of(imported).add_info(
+                f"bucket {env.bucket_name} is imported: its access logging and lifecycle rules are its owner's "
+                "(the access_logs and retention settings apply to buckets this stack creates)"
+            )
+            return imported
+        self.access_log_bucket = self._access_log_bucket(env, removal)
         bucket = s3.Bucket(
             self,
             "Bucket",
@@ -267,13 +282,9 @@ class ServingStack(cdk.Stack):
             removal_policy=removal,
             # dev: `cdk destroy` empties and deletes the bucket (a CDK-provided Lambda).
             auto_delete_objects=not env.retain_data,
+            lifecycle_rules=data_lifecycle_rules(env),
         )
-        access_logs = (
-            "Holds batch inputs/outputs and data capture; object access is recorded by CloudTrail data events, "
-            "which the platform team enables account-wide. Server access logs would need a second bucket per environment."
-        )
-        acknowledge(bucket, "AwsSolutions-S1", access_logs)
-        acknowledge_in_compliance_packs(bucket, "S3BucketLoggingEnabled", access_logs)
+        self._log_access(bucket, env)
         acknowledge_in_compliance_packs(
             bucket,
             "S3BucketReplicationEnabled",
@@ -287,6 +298,91 @@ class ServingStack(cdk.Stack):
             )
             self._finish_auto_delete_provider(env)
         return bucket
+
+    def _log_access(self, bucket: s3.Bucket, env: Environment) -> None:
+        """Who read or wrote which object: S3 server access logs, delivered by the
+        logging service under a prefix naming this bucket. Written out rather than with
+        `server_access_logs_bucket`, whose policy-or-ACL choice hangs on a feature flag."""
+        prefix = f"{env.bucket_name}/"
+        resource = bucket.node.default_child
+        assert isinstance(resource, s3.CfnBucket)
+        resource.logging_configuration = s3.CfnBucket.LoggingConfigurationProperty(
+            destination_bucket_name=self.access_log_bucket.bucket_name, log_file_prefix=prefix
+        )
+        delivery = self.access_log_bucket.add_to_resource_policy(iam.PolicyStatement(
+            sid="S3ServerAccessLogDelivery",
+            principals=[iam.ServicePrincipal("logging.s3.amazonaws.com")],
+            actions=["s3:PutObject"],
+            resources=[self.access_log_bucket.arn_for_objects(f"{prefix}*")],
+            # Only logs of our bucket, from our account (S3 guide: the log-delivery policy).
+            # By name, not GetAtt: the bucket waits for this policy, which must not wait for it.
+            conditions={"ArnLike": {"aws:SourceArn": f"arn:{self.partition}:s3:::{env.bucket_name}"},
+                        "StringEquals": {"aws:SourceAccount": self.account}},
+        ))
+        if delivery.policy_dependable is not None:
+            resource.node.add_dependency(delivery.policy_dependable)  # logs can be delivered from the start
+
+    def _access_log_bucket(self, env: Environment, removal: cdk.RemovalPolicy) -> s3.IBucket:
+        """The target of the data bucket's access logs: an existing bucket from config, or
+        one created here as S3 log delivery requires — SSE-S3 (log delivery cannot use
+        SSE-KMS), no Object Lock, and a bucket policy letting logging.s3.amazonaws.com
+        put objects only for our bucket and account (`_log_access`)."""
+        logs_config = env.access_logs
+        if logs_config.bucket:
+            existing = s3.Bucket.from_bucket_name(self, "AccessLogBucket", logs_config.bucket)
+            cdk.Annotations.of(existing).add_info(
+                f"access logs go to the existing bucket {logs_config.bucket}: its policy must let "
+                f"logging.s3.amazonaws.com s3:PutObject under {env.bucket_name}/ with aws:SourceArn = this stack's "
+                "bucket and aws:SourceAccount = this account (README, Access logs)"
+            )
+            return existing
+        rules = [s3.LifecycleRule(
+            id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=cdk.Duration.days(1),
+        )]
+        if logs_config.retention_days is not None:
+            rules.append(s3.LifecycleRule(
+                id="ExpireAccessLogs",
+                expiration=cdk.Duration.days(logs_config.retention_days),
+                noncurrent_version_expiration=(
+                    cdk.Duration.days(env.lifecycle.noncurrent_version_days)
+                    if env.retain_data and env.lifecycle.noncurrent_version_days is not None else None
+                ),
+            ))
+        log_bucket = s3.Bucket(
+            self,
+            "AccessLogBucket",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            enforce_ssl=True,
+            versioned=env.retain_data,
+            removal_policy=removal,
+            auto_delete_objects=not env.retain_data,
+            lifecycle_rules=rules,
+        )
+        itself = (
+            "This is the access-log bucket: logging it into itself loops (S3 guide), and a third bucket would "
+            "only move the question; object-level API calls on it are in CloudTrail data events where enabled"
+        )
+        acknowledge(log_bucket, "AwsSolutions-S1", itself)
+        acknowledge_in_compliance_packs(log_bucket, "S3BucketLoggingEnabled", itself)
+        acknowledge_in_compliance_packs(
+            log_bucket, "S3DefaultEncryptionKMS",
+            "S3 server access log delivery writes only to buckets encrypted with SSE-S3, not SSE-KMS (S3 guide, "
+            "enable-server-access-logging); the logs hold request metadata, not the objects",
+        )
+        acknowledge_in_compliance_packs(
+            log_bucket, "S3BucketReplicationEnabled",
+            "Access logs are kept in this region for the configured retention; copying them elsewhere is the "
+            "platform team's log-archive decision",
+        )
+        if not env.retain_data:
+            acknowledge_in_compliance_packs(
+                log_bucket, "S3BucketVersioningEnabled",
+                f"{env.name} access logs are disposable with the environment: retain_data is off, so cdk destroy "
+                "deletes this bucket with the data bucket it logs",
+            )
+        return log_bucket
 
     def _finish_auto_delete_provider(self, env: Environment) -> None:
         """CDK's auto-delete-objects provider is a raw CfnResource: the Tags aspect skips
@@ -323,7 +419,7 @@ class ServingStack(cdk.Stack):
             "InferenceRole",
             role_name=env.inference_role_name,
             path=env.iam_path,
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            assumed_by=sagemaker_principal(self),
             description="Execution role of the endpoint's model: reads its artifact and code, pulls the image, writes logs",
         )
         return role
@@ -342,8 +438,28 @@ class ServingStack(cdk.Stack):
             removal_policy=removal,
             pending_window=cdk.Duration.days(7),
         )
-        # CloudWatch publishes alarms to the encrypted topic (aws/sns would refuse it).
-        key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
+        # Grants only for AWS resources (Control Tower CT.KMS.PR.3): nobody may grant this
+        # key onward by hand, while SageMaker still creates the grants an endpoint's
+        # storage needs (CreateEndpoint with KmsKeyId: a grant for an AWS resource, made
+        # by the service on the caller's behalf).
+        key.add_to_resource_policy(iam.PolicyStatement(
+            sid="GrantsOnlyForAwsResources",
+            effect=iam.Effect.DENY,
+            principals=[iam.StarPrincipal()],  # "Principal": "*", as the control reads it
+            actions=["kms:CreateGrant"],
+            resources=["*"],
+            conditions={"BoolIfExists": {"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}},
+        ))
+        # CloudWatch publishes this account's alarms to the encrypted topic (aws/sns would
+        # refuse it); only for alarms of this account and region (confused deputy).
+        key.grant(
+            iam.ServicePrincipal("cloudwatch.amazonaws.com", conditions={
+                "StringEquals": {"aws:SourceAccount": self.account},
+                "ArnLike": {"aws:SourceArn": self.format_arn(
+                    service="cloudwatch", resource="alarm", resource_name="*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)},
+            }),
+            "kms:Decrypt", "kms:GenerateDataKey*",
+        )
         # CloudWatch Logs encrypts the endpoint's log group, scoped to that group.
         key.add_to_resource_policy(
             iam.PolicyStatement(
@@ -438,3 +554,24 @@ class ServingStack(cdk.Stack):
         }
         for output_id, (value, description) in outputs.items():
             cdk.CfnOutput(self, output_id, value=value, description=description)
+
+
+def data_lifecycle_rules(env: Environment) -> list[s3.LifecycleRule]:
+    """Expire each prefix after its configured days (None keeps it), old versions after
+    theirs, and abort uploads that never completed."""
+    retention = env.lifecycle
+    rules = [
+        s3.LifecycleRule(id=f"Expire-{prefix.rstrip('/')}", prefix=prefix, expiration=cdk.Duration.days(days))
+        for prefix, days in retention.by_prefix().items()
+        if days is not None
+    ]
+    rules.append(s3.LifecycleRule(
+        id="OldVersionsAndIncompleteUploads",
+        abort_incomplete_multipart_upload_after=cdk.Duration.days(retention.incomplete_upload_days),
+        noncurrent_version_expiration=(
+            cdk.Duration.days(retention.noncurrent_version_days) if retention.noncurrent_version_days is not None else None
+        ),
+        # A delete marker with no versions left behind it is clutter in every listing.
+        expired_object_delete_marker=True,
+    ))
+    return rules

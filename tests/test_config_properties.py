@@ -28,9 +28,14 @@ def rich_serving() -> dict[str, Any]:
     """cdk.json's `serving`, plus every optional section, so mutations reach them all."""
     raw = copy.deepcopy(CONTEXT["serving"])
     raw["environments"]["staging"].update(
-        network={"subnet_ids": [], "security_group_ids": [], "isolation": False},
+        network={"subnet_ids": [], "security_group_ids": [], "isolation": False,
+                 "isolation_off_reason": "the handler pip-installs its requirements.txt at start"},
         encryption={"mode": "create", "key_arn": None},
-        alarms={"model_latency_ms": 1000, "email": "oncall@acme.example", "idle_hours": 4},
+        alarms={"model_latency_ms": 1000, "email": "oncall@acme.example", "idle_hours": 4, "required": True,
+                "topic_arn": "arn:aws:sns:ap-northeast-1:111111111111:oncall"},
+        lifecycle={"data_capture_days": 90, "batch_input_days": None, "batch_output_days": 30,
+                   "noncurrent_version_days": 7, "incomplete_upload_days": 1},
+        access_logs={"bucket": None, "retention_days": 400},
         account="111111111111", region="ap-northeast-1", log_retention_days=30,
     )
     raw["environments"]["dev"]["endpoint"] = {
@@ -42,6 +47,8 @@ def rich_serving() -> dict[str, Any]:
         "data_capture_percent": 5,
     }
     raw["environments"]["dev"]["batch"].update(max_payload_mb=6, max_concurrent_transforms=2)
+    # B's artifact is in S3: the handler cannot be packed into it, so dev runs open, and says why.
+    raw["environments"]["dev"]["network"] = {"isolation": False, "isolation_off_reason": "a challenger from S3"}
     return raw
 
 

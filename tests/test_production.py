@@ -9,6 +9,7 @@ import pytest
 
 from stacks.config import ConfigError, parse_config
 from tests.conftest import env_config
+from tests.test_stack import data_bucket
 
 
 def refused(raw) -> str:
@@ -122,7 +123,7 @@ def test_one_rotating_key_encrypts_storage_capture_bucket_topic_and_logs(synthes
     key = {"Fn::GetAtt": [key_id, "Arn"]}
     config = synthesized.one("prod", "AWS::SageMaker::EndpointConfig")["Properties"]
     assert config["KmsKeyId"] == key and config["DataCaptureConfig"]["KmsKeyId"] == key
-    encryption = synthesized.one("prod", "AWS::S3::Bucket")["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    encryption = data_bucket(synthesized, "prod")["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
     assert encryption["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}
     assert synthesized.one("prod", "AWS::SNS::Topic")["Properties"]["KmsMasterKeyId"] == key
     assert synthesized.one("prod", "AWS::Logs::LogGroup")["Properties"]["KmsKeyId"] == key
@@ -173,12 +174,13 @@ def test_a_vpc_model_role_may_attach_network_interfaces(synthesized):
     for model in synthesized.resources("staging-ab", "AWS::SageMaker::Model").values():
         if "VpcConfig" in model["Properties"]:
             assert model["Properties"]["VpcConfig"]["Subnets"] == ["subnet-0a1b2c3d4e5f60718"]
-            assert "EnableNetworkIsolation" not in model["Properties"]
+            assert model["Properties"]["EnableNetworkIsolation"] is True  # a VPC and no network: both
     assert "ec2:" not in json.dumps(synthesized.templates["prod"])
 
 
 def test_serverless_refuses_vpc_and_data_capture():
-    assert "serverless endpoints take no VPC and no network isolation" in refused(env_config("dev", network={"isolation": True}))
+    assert "subnet_ids: got [\"subnet-0a1b2c3d4e5f60718\"]; allowed: nothing: serverless endpoints take no VPC" in refused(
+        env_config("dev", network={"subnet_ids": ["subnet-0a1b2c3d4e5f60718"], "security_group_ids": ["sg-0a1b2c3d4e5f60718"]}))
     assert "serverless endpoints have no data capture" in refused(
         env_config("dev", endpoint={"kind": "serverless", "data_capture_percent": 10}))
 

@@ -36,6 +36,16 @@ def as_list(value):
     return value if isinstance(value, list) else [value]
 
 
+def data_bucket(synthesized, case: str) -> dict:
+    """The bucket of batch data and captured requests (not its access-log bucket)."""
+    return synthesized.templates[case]["Resources"][_logical_id(synthesized.templates[case], "Bucket", "AWS::S3::Bucket")]
+
+
+def not_isolated(models: dict) -> list[dict]:
+    """Models that fetch their code from S3 (a serverless endpoint's; isolated ones carry it inside)."""
+    return [m for m in models.values() if not m["Properties"].get("EnableNetworkIsolation")]
+
+
 # ------------------------------------------------------------------------- names
 
 
@@ -56,7 +66,7 @@ def test_created_roles_and_bucket_carry_the_environment(synthesized):
     named = {r["Properties"].get("RoleName"): r["Properties"].get("Path") for r in roles.values()}
     assert named["SageMaker-RiskControl-FraudDetection-Dev-InferenceRole"] == "/acme-sagemaker/"
     assert named["SageMaker-RiskControl-FraudDetection-Dev-BatchRole"] == "/acme-sagemaker/"
-    assert synthesized.one("dev", "AWS::S3::Bucket")["Properties"]["BucketName"] == "acme-sm-rc-fraud-detection-dev"
+    assert data_bucket(synthesized, "dev")["Properties"]["BucketName"] == "acme-sm-rc-fraud-detection-dev"
 
 
 def test_imported_role_and_bucket_use_the_platform_teams_exact_names(synthesized):
@@ -118,6 +128,9 @@ def test_unknown_region_is_refused_with_the_list_of_regions():
 def test_container_environment_matches_the_sagemaker_sdk(synthesized):
     models = synthesized.resources("dev", "AWS::SageMaker::Model")
     for model in models.values():
+        if model["Properties"].get("EnableNetworkIsolation"):  # the batch model: code inside the artifact
+            assert model["Properties"]["PrimaryContainer"]["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
+            continue
         environment = model["Properties"]["PrimaryContainer"]["Environment"]
         assert environment["SAGEMAKER_PROGRAM"] == "inference.py"
         assert environment["SAGEMAKER_CONTAINER_LOG_LEVEL"] == "20"
@@ -143,9 +156,9 @@ def test_handler_limits_follow_the_endpoint_kind(synthesized):
 def test_code_asset_is_a_gzip_tar_with_the_handler_at_its_root(synthesized):
     code_urls = {
         json.dumps(m["Properties"]["PrimaryContainer"]["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"])
-        for m in synthesized.resources("dev", "AWS::SageMaker::Model").values()
+        for m in not_isolated(synthesized.resources("dev", "AWS::SageMaker::Model"))
     }
-    assert len(code_urls) == 1  # endpoint and batch models share one upload
+    assert len(code_urls) == 1  # the serverless endpoint's model (batch is isolated: code inside its artifact)
     manifest = json.loads(next(synthesized.outdir.glob("Dev.assets.json")).read_text())
     tarballs = [synthesized.outdir / f["source"]["path"] for f in manifest["files"].values() if f["source"]["path"].endswith(".tar.gz")]
     code = [t for t in tarballs if "inference.py" in tarfile.open(t).getnames()]
@@ -295,8 +308,8 @@ def test_model_roles_read_single_objects_not_the_asset_bucket(synthesized):
     template = synthesized.templates["dev"]
     for statement in statements(template, "InferenceRole") + statements(template, "BatchTransformRole"):
         if "s3:GetObject" in as_list(statement["Action"]):
-            resource = json.dumps(statement["Resource"])
-            assert "batch-input" in resource or resource.endswith('.gz"]]}]'), statement
+            for resource in map(json.dumps, as_list(statement["Resource"])):
+                assert "batch-input" in resource or resource.endswith('.gz"]]}'), statement
 
 
 
@@ -347,12 +360,14 @@ def _allowed(statements_: list[dict], action: str) -> list[dict]:
 def test_batch_model_is_the_endpoint_model_run_as_the_batch_role(synthesized, case):
     batch = _batch(synthesized, case)
     ours, endpoints = batch["model"]["Properties"], batch["endpoint_model"]["Properties"]
-    for key in ("Image", "ModelDataUrl"):
-        assert ours["PrimaryContainer"][key] == endpoints["PrimaryContainer"][key], key
-    for key in ("VpcConfig", "EnableNetworkIsolation"):  # the job runs where the endpoint runs
-        assert ours.get(key) == endpoints.get(key), key
-    for variable in ("SAGEMAKER_PROGRAM", "SAGEMAKER_SUBMIT_DIRECTORY"):
-        assert ours["PrimaryContainer"]["Environment"][variable] == endpoints["PrimaryContainer"]["Environment"][variable]
+    assert ours["PrimaryContainer"]["Image"] == endpoints["PrimaryContainer"]["Image"]
+    assert ours.get("VpcConfig") == endpoints.get("VpcConfig")  # the job runs where the endpoint runs
+    # A batch job reads whole datasets: isolated in every environment, serverless or not.
+    assert ours["EnableNetworkIsolation"] is True
+    assert ours["PrimaryContainer"]["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
+    assert ours["PrimaryContainer"]["Environment"]["SAGEMAKER_PROGRAM"] == endpoints["PrimaryContainer"]["Environment"]["SAGEMAKER_PROGRAM"]
+    if endpoints.get("EnableNetworkIsolation"):  # then both carry the same repacked artifact
+        assert ours["PrimaryContainer"]["ModelDataUrl"] == endpoints["PrimaryContainer"]["ModelDataUrl"]
     assert ours["ExecutionRoleArn"] == {"Fn::GetAtt": [batch["role_id"], "Arn"]}
     assert endpoints["ExecutionRoleArn"] != ours["ExecutionRoleArn"]
 
@@ -443,8 +458,8 @@ def test_models_wait_for_their_roles_policy(synthesized, case):
 
 
 def test_dev_data_is_destroyed_prod_data_retained(synthesized):
-    dev_bucket = synthesized.one("dev", "AWS::S3::Bucket")
-    prod_bucket = synthesized.one("prod", "AWS::S3::Bucket")
+    dev_bucket = data_bucket(synthesized, "dev")
+    prod_bucket = data_bucket(synthesized, "prod")
     assert dev_bucket["DeletionPolicy"] == "Delete" and synthesized.resources("dev", "Custom::S3AutoDeleteObjects")
     assert prod_bucket["DeletionPolicy"] == "Retain" and not synthesized.resources("prod", "Custom::S3AutoDeleteObjects")
     assert synthesized.one("prod", "AWS::KMS::Key")["DeletionPolicy"] == "Retain"

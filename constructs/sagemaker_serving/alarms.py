@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cw_actions
@@ -23,7 +25,8 @@ MICROSECONDS_PER_MS = 1000
 
 class EndpointAlarms(Construct):
     """Latency, server-error, client-error-rate and memory alarms for every variant,
-    all notifying `topic`; names are `<endpoint>-<variant>-<what>`."""
+    all notifying every topic in `topics` (the stack's own, and an existing paging topic
+    when one is configured); names are `<endpoint>-<variant>-<what>`."""
 
     def __init__(
         self,
@@ -32,14 +35,14 @@ class EndpointAlarms(Construct):
         *,
         endpoint: ServingEndpoint,
         endpoint_name: str,
-        topic: sns.ITopic,
+        topics: Sequence[sns.ITopic],
         thresholds: AlarmSettings,
     ) -> None:
         super().__init__(scope, id)
         self.alarms: list[cloudwatch.Alarm] = []
         # Literal names: deployment guardrails roll back when one of these fires.
         self.rollback_alarm_names: list[str] = []
-        action = cw_actions.SnsAction(topic)
+        actions = [cw_actions.SnsAction(topic) for topic in topics]
         for variant in endpoint.variant_names:
             # The first variant's construct ids carry no prefix, so a single-variant
             # endpoint's alarms keep their ids if a challenger is added later.
@@ -90,15 +93,15 @@ class EndpointAlarms(Construct):
                     # No traffic is not an incident (a serverless endpoint may be idle for days).
                     treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
                 )
-                alarm.add_alarm_action(action)
-                alarm.add_ok_action(action)
+                alarm.add_alarm_action(*actions)
+                alarm.add_ok_action(*actions)
                 self.alarms.append(alarm)
                 if what in ("ModelLatency", "ServerErrors"):
                     self.rollback_alarm_names.append(alarm_name)
 
         if thresholds.idle_hours:
             idle = self._idle_alarm(endpoint, endpoint_name, thresholds.idle_hours)
-            idle.add_alarm_action(action)
+            idle.add_alarm_action(*actions)
             self.alarms.append(idle)
 
     def _idle_alarm(self, endpoint: ServingEndpoint, endpoint_name: str, hours: int) -> cloudwatch.Alarm:

@@ -16,12 +16,13 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from sagemaker_serving.image import SklearnImage
-from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle
+from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle, sagemaker_principal
 from sagemaker_serving.settings import NetworkSettings
 from sagemaker_serving.nag import acknowledge_wildcard_resource
+from sagemaker_serving.settings import BATCH_INPUT_PREFIX, BATCH_OUTPUT_PREFIX
 
-INPUT_PREFIX = "batch-input/"
-OUTPUT_PREFIX = "batch-output/"
+INPUT_PREFIX = BATCH_INPUT_PREFIX
+OUTPUT_PREFIX = BATCH_OUTPUT_PREFIX
 TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
 
 
@@ -51,7 +52,7 @@ class BatchTransform(Construct):
             "Role",
             role_name=role_name,
             path=role_path,
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            assumed_by=sagemaker_principal(self),
             description="Execution role of the batch transform model: reads batch-input/, writes batch-output/",
         )
         bucket_arn = bucket.bucket_arn
@@ -76,7 +77,7 @@ class BatchTransform(Construct):
             source=source,
             log_group_prefix=TRANSFORM_LOG_GROUP,
             max_request_bytes=max_payload_bytes,
-            network=network,  # the job runs where the endpoint runs
+            network=network,  # in the endpoint's VPC; isolated (a job reads whole datasets) unless turned off
         )
 
         job_arns = stack.format_arn(service="sagemaker", resource="transform-job", resource_name=f"{job_name_prefix}-*")

@@ -45,7 +45,11 @@ class ModelData(abc.ABC):
     def with_code(self, source: "SourceBundle") -> "ModelData":
         """The artifact with the handler inside under `code/`, for a network-isolated
         container that cannot download SAGEMAKER_SUBMIT_DIRECTORY (what the SDK does)."""
-        raise ValueError("network isolation needs a local model_data: the handler is packed into it at synth")
+        raise ValueError(
+            f"model_data {self}: a network-isolated model needs the handler inside model.tar.gz, packed at synth "
+            "from a local model_data; use a local .tar.gz, or turn isolation off with a written reason "
+            "(network.isolation false, network.isolation_off_reason)"
+        )
 
 
 class _AssetModelData(ModelData):
@@ -82,6 +86,25 @@ class _S3ModelData(ModelData):
     def bind(self, scope: Construct, grantee: iam.IGrantable) -> str:
         grant_object_read(scope, grantee, self.bucket, self.key)
         return self.url
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def sagemaker_principal(scope: Construct) -> iam.IPrincipal:
+    """SageMaker, as the principal of an execution role's trust policy, only when it acts
+    for this account's resources in this region (confused-deputy prevention, SageMaker
+    guide). The ARN pattern is the documented `arn:aws:sagemaker:<region>:<account>:*`:
+    the role is assumed for models, endpoints and transform jobs alike, and AWS warns
+    against narrowing it to one model's or endpoint's ARN."""
+    stack = cdk.Stack.of(scope)
+    return iam.ServicePrincipal(
+        "sagemaker.amazonaws.com",
+        conditions={
+            "StringEquals": {"aws:SourceAccount": stack.account},
+            "ArnLike": {"aws:SourceArn": f"arn:{stack.partition}:sagemaker:{stack.region}:{stack.account}:*"},
+        },
+    )
 
 
 def grant_object_read(scope: Construct, grantee: iam.IGrantable, bucket: str, key: str) -> None:
@@ -144,12 +167,18 @@ class SklearnModel(Construct):
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
         self.role = role
+        self.network = network
         if network.isolation:
             # No network: the code travels inside model.tar.gz under code/.
             model_data = model_data.with_code(source)
             code_url = "/opt/ml/model/code"
         else:
             code_url = source.bind(self, role)
+            cdk.Annotations.of(self).add_warning_v2(
+                "sagemaker-serving:network-isolation-off",
+                f"model {self.node.path} is not network-isolated: its container can reach the network and holds "
+                f"its role's credentials while it runs our code and the pickle. Reason given: {network.isolation_off_reason}",
+            )
         model_data_url = model_data.bind(self, role)
         image.grant_pull(self, role)
         log_groups = stack.format_arn(
@@ -198,16 +227,24 @@ class SklearnModel(Construct):
         )
         if network.subnet_ids:
             # In a VPC, CreateModel and the container attach network interfaces as this
-            # role; without these it fails on AWS, not at synth.
-            iam.Grant.add_to_principal(
-                grantee=role,
-                actions=[
-                    "ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
-                    "ec2:DeleteNetworkInterfacePermission", "ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces",
-                    "ec2:DescribeSecurityGroups", "ec2:DescribeSubnets", "ec2:DescribeVpcs",
-                ],
-                resource_arns=["*"],
-            )
+            # role; without these it fails on AWS, not at synth. Only roles of VPC models
+            # get them. They stay on "*": EC2's Describe calls have no resource-level
+            # form, and SageMaker documents the interface actions on "*" with no
+            # ec2:Subnet/ec2:Vpc scoping (conditions there make its VPC validation fail);
+            # subnets may also be shared from another account, so an account-scoped ARN
+            # could refuse them (README, "What stays `*`").
+            role.add_to_principal_policy(iam.PolicyStatement(
+                sid="ReadVpcConfiguration",
+                actions=["ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups",
+                         "ec2:DescribeSubnets", "ec2:DescribeVpcs"],
+                resources=["*"],
+            ))
+            role.add_to_principal_policy(iam.PolicyStatement(
+                sid="ManageModelNetworkInterfaces",
+                actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+                         "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"],
+                resources=["*"],
+            ))
         acknowledge_in_compliance_packs(role, "IAMNoInlinePolicy", INLINE_POLICY_REASON)
         acknowledge(
             role,

@@ -206,6 +206,7 @@ class RolloutSettings(Settings):
 
 
 IdleHours = integer(1, 24)
+SNS_TOPIC_ARN = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$"
 
 
 class AlarmSettings(Settings):
@@ -213,8 +214,17 @@ class AlarmSettings(Settings):
     memory_utilization_percent: number(1, 100) = 80.0
     client_error_rate_percent: number(0, 100) = 5.0
     email: matching(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "an e-mail address or null") | None = None
+    # An existing topic the alarms notify too, e.g. the on-call pager's.
+    topic_arn: matching(SNS_TOPIC_ARN, "an SNS topic ARN such as arn:aws:sns:REGION:ACCOUNT:NAME, or null") | None = None
+    # Refuse to synth unless someone is paged (always on in prod).
+    required: Flag = False
     # Notify when the endpoint had no invocation for this many hours (dev: destroy it).
     idle_hours: IdleHours | None = None
+
+    def problems(self) -> Iterator[Problem]:
+        if self.required and self.email is None and self.topic_arn is None:
+            yield (("email",), None, "an e-mail address, or an existing SNS topic ARN in alarms.topic_arn: "
+                   "alarms.required is on (always in prod), so an alarm must page someone")
 
 
 SUBNET_ID = r"^subnet-[0-9a-f]{8,17}$"
@@ -222,13 +232,67 @@ SECURITY_GROUP_ID = r"^sg-[0-9a-f]{8,17}$"
 
 
 class NetworkSettings(Settings):
-    """Where a model's container runs: in a VPC (subnets and security groups), and/or
-    with no network at all (isolation). The default is SageMaker's own network."""
+    """Where a model's container runs: in a VPC (subnets and security groups), and with
+    no network at all (isolation) unless turned off for a written reason.
+
+    An isolated container gets no network and no AWS credentials: our handler and the
+    pickle it loads cannot reach the internet or call AWS with the model's role, even
+    with live requests in hand. The reason for turning it off is shown at every synth."""
 
     subnet_ids: tuple[matching(SUBNET_ID, f"an id like {SUBNET_ID}"), ...] = ()
     security_group_ids: tuple[matching(SECURITY_GROUP_ID, f"an id like {SECURITY_GROUP_ID}"), ...] = ()
-    isolation: Flag = False
+    isolation: Flag = True
+    isolation_off_reason: Annotated[str, Strict(), Field(pattern=r"\S"), allowing("a written reason, or null")] | None = None
 
     def problems(self) -> Iterator[Problem]:
         if bool(self.subnet_ids) != bool(self.security_group_ids):
             yield ("subnet_ids",), list(self.subnet_ids), "subnet_ids and security_group_ids together (a VPC needs both)"
+        if not self.isolation and self.isolation_off_reason is None:
+            yield (("isolation_off_reason",), None,
+                   "a written reason (shown at every synth) when isolation is false: an open container holds its "
+                   "role's credentials and can reach the network while it runs the pickle")
+        if self.isolation and self.isolation_off_reason is not None:
+            yield ("isolation_off_reason",), self.isolation_off_reason, "null while isolation is true"
+
+
+# The data bucket's prefixes: batch inputs and outputs, and the endpoint's captured requests.
+BATCH_INPUT_PREFIX = "batch-input/"
+BATCH_OUTPUT_PREFIX = "batch-output/"
+DATA_CAPTURE_PREFIX = "data-capture/"
+Days = integer(1, 36500)
+
+
+class LifecycleSettings(Settings):
+    """Days before objects under each prefix of the data bucket expire; null keeps them.
+
+    Captured requests and batch data are customer transactions: kept only as long as
+    someone needs them. In a versioned bucket an expiry leaves a noncurrent version,
+    which goes after `noncurrent_version_days`; an upload that never completed goes
+    after `incomplete_upload_days` (its parts are billed but invisible)."""
+
+    data_capture_days: Days | None = 90
+    batch_input_days: Days | None = 30
+    batch_output_days: Days | None = 90
+    noncurrent_version_days: Days | None = 30
+    incomplete_upload_days: integer(1, 365) = 7
+
+    def by_prefix(self) -> dict[str, int | None]:
+        return {
+            DATA_CAPTURE_PREFIX: self.data_capture_days,
+            BATCH_INPUT_PREFIX: self.batch_input_days,
+            BATCH_OUTPUT_PREFIX: self.batch_output_days,
+        }
+
+
+class AccessLogSettings(Settings):
+    """Where the data bucket's S3 server access logs go: a log bucket the stack creates
+    (SSE-S3, expiring after `retention_days`; null keeps them), or an existing `bucket`
+    whose policy lets S3 log delivery write for ours."""
+
+    bucket: matching(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an existing bucket's name, or null") | None = None
+    retention_days: Days | None = 365
+
+    def problems(self) -> Iterator[Problem]:
+        if self.bucket is not None and "retention_days" in self.model_fields_set:
+            yield (("retention_days",), self.retention_days,
+                   "nothing with an existing bucket: its own lifecycle rules keep its logs")

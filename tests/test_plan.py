@@ -56,7 +56,7 @@ def assemblies(sample_model, retrained_model, tmp_path_factory) -> dict[str, Pat
         # The IAM path holds the company; the role keeps its custom name: replaced in place of itself.
         "company-renamed": ({**base, "company": "acme2"}, ("prod",)),
         "prod-retain-off": (_with(base, "prod", retain_data=False), ("prod",)),
-        "prod-in-vpc": (_with(base, "prod", network={"subnet_ids": ["subnet-0a1b2c3d4e5f60718"],
+        "prod-in-vpc": (_with(base, "prod", network={"subnet_ids": ["subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"],
                                                      "security_group_ids": ["sg-0a1b2c3d4e5f60718"]}), ("prod",)),
     }
     root = tmp_path_factory.mktemp("assemblies")
@@ -122,7 +122,11 @@ def test_retrained_model_updates_every_endpoint_with_its_rollout(retrained_run):
 def test_retrained_model_behaviour_is_compared_on_the_reference_sample(retrained_run):
     plan = json.loads(retrained_run.stdout)
     diffs = [s["model_diff"] for s in plan["stacks"]]
-    assert all(d == diffs[0] for d in diffs)  # same archives: scored once, the same answer everywhere
+    # The same model everywhere: the same behaviour (prod's isolated model carries the handler
+    # inside a repacked archive, so it is scored apart and only its timings differ).
+    behaviour = ("rows", "label_agreement", "fraud_flag_rate_before", "fraud_flag_rate_after",
+                 "p99_abs_delta_p_fraud", "max_abs_delta_p_fraud")
+    assert all({k: d[k] for k in behaviour} == {k: diffs[0][k] for k in behaviour} for d in diffs)
     diff = diffs[0]
     assert diff["rows"] == 2000
     assert 0 < diff["label_agreement"] < 1  # another seed is another model

@@ -142,23 +142,30 @@ def csv_body(rows) -> str:
 
 
 def interleaved(calls: dict[str, Callable[[], object]], *, seconds: float, min_rounds: int = 10,
-                warmup: int = 3) -> dict[str, list[float]]:
+                warmup: int = 3, cpu: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
     """Time each call once per round, all in the same round, order reversed every
-    other round, until `seconds` have passed (at least `min_rounds`)."""
+    other round, until `seconds` have passed (at least `min_rounds`). With `cpu`, also
+    record each call's CPU time in this thread there: on a loaded machine the wall
+    clock counts time spent waiting for a core, the thread's CPU time does not."""
     names = list(calls)
     for _ in range(warmup):
         for name in names:
             calls[name]()
     samples: dict[str, list[float]] = {name: [] for name in names}
-    clock = time.perf_counter
+    if cpu is not None:
+        cpu.update({name: [] for name in names})
+    clock, cpu_clock = time.perf_counter, time.thread_time
     deadline = clock() + seconds
     rounds = 0
     while rounds < min_rounds or clock() < deadline:
         for name in (names if rounds % 2 == 0 else reversed(names)):
             call = calls[name]
+            cpu_start = cpu_clock()
             start = clock()
             call()
             samples[name].append(clock() - start)
+            if cpu is not None:
+                cpu[name].append(cpu_clock() - cpu_start)
         rounds += 1
     return samples
 

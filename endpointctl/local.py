@@ -27,6 +27,7 @@ from serving_runtime.container import InvocationsApp, ServerSettings, run_gunico
 from serving_runtime.errors import ServingError
 from serving_runtime.loader import load_handler
 from serving_runtime.sandbox import untrusted_child
+from serving_runtime.scoring import MODEL_DIR_IN_CONTAINER
 
 
 def fetch(location: str, workdir: Path, name: str) -> Path:
@@ -138,7 +139,10 @@ def _serve_in_sandbox(argv: list[str]) -> int:
         # The sandbox's scratch HOME: removed by the parent once this process has exited.
         workdir = Path(os.environ["HOME"])
         model_dir = unpack_model(Path(args.model_data), workdir / "model")
-        code_dir = prepare_code(Path(args.code), workdir)
+        if args.code.startswith(MODEL_DIR_IN_CONTAINER):  # an isolated model's handler, inside its archive
+            code_dir = model_dir / args.code.removeprefix(MODEL_DIR_IN_CONTAINER)
+        else:
+            code_dir = prepare_code(Path(args.code), workdir)
         default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
 
         def build_app() -> InvocationsApp:

@@ -238,3 +238,24 @@ def test_prod_alarms_reach_the_email_and_an_existing_topic(synthesized, sample_m
     template = Template.from_stack(ServingStack(cdk.App(context=CONTEXT, outdir=str(tmp_path)), "Paged", environment=environment))
     for alarm in template.find_resources("AWS::CloudWatch::Alarm").values():
         assert topic in alarm["Properties"]["AlarmActions"]
+
+
+def test_the_isolated_models_archive_serves_as_synthesized(synthesized):
+    """prod's endpoint model as the template gives it to SageMaker: the repacked archive
+    (handler under code/) and SAGEMAKER_SUBMIT_DIRECTORY=/opt/ml/model/code."""
+    import re
+
+    from endpointctl.invoke import post_local
+    from endpointctl.local import LocalEndpoint
+
+    container = synthesized.templates["prod"]["Resources"][_logical_id(
+        synthesized.templates["prod"], "Model", "AWS::SageMaker::Model")]["Properties"]["PrimaryContainer"]
+    asset_hash = re.search(r"([0-9a-f]{64})\.gz", json.dumps(container["ModelDataUrl"])).group(1)
+    manifest = json.loads((synthesized.outdir / "Prod.assets.json").read_text())
+    archive = synthesized.outdir / manifest["files"][asset_hash]["source"]["path"]
+    code = container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]
+    assert code == "/opt/ml/model/code"
+    with LocalEndpoint(model_data=archive, code=code, workers=1) as endpoint:
+        status, _, body = post_local(endpoint.url, b'{"instances": [[0.5, 1.2, 0.3, 0.8, 0.1]]}',
+                                     "application/json", "application/json")
+    assert status == 200 and len(json.loads(body)["predictions"]) == 1

@@ -57,6 +57,53 @@ def resolve_model_data(
     return ModelData.from_asset(path)
 
 
+class ModelFactory:
+    """The endpoint's models, one per distinct artifact (`Model`, `Model2`, …), each
+    artifact preflighted once; the batch model reuses the artifacts. Isolated unless the
+    config turns it off with a reason; a serverless endpoint's model cannot be, and the
+    synth says so (the batch model still is)."""
+
+    def __init__(self, stack: cdk.Stack, env: Environment, *, role: iam.IRole, handler_dir: Path, default_model: str):
+        self.stack = stack
+        self.env = env
+        self.role = role
+        self.handler_dir = handler_dir
+        self.default_model = default_model
+        self.image = SklearnImage(env.project.framework_version)
+        self.source = SourceBundle.from_directory(handler_dir, program=DEFAULT_PROGRAM)
+        self.network = env.network
+        if isinstance(env.endpoint, ServerlessEndpoint) and env.network.isolation:
+            self.network = NetworkSettings(isolation=False, isolation_off_reason=SERVERLESS_NOT_ISOLATED)
+        self._artifacts: dict[str, ModelData] = {}
+        self._models: dict[str, SklearnModel] = {}
+
+    def artifact(self, reference: str) -> ModelData:
+        if reference not in self._artifacts:  # one preflight per artifact
+            self._artifacts[reference] = resolve_model_data(
+                reference,
+                payload_limit_bytes=self.env.endpoint.payload_limit_bytes,
+                handler_dir=self.handler_dir,
+                framework_version=self.env.project.framework_version,
+            )
+        return self._artifacts[reference]
+
+    def endpoint_model(self, reference: str) -> SklearnModel:
+        if reference not in self._models:
+            construct_id = "Model" if not self._models else f"Model{len(self._models) + 1}"
+            self._models[reference] = SklearnModel(
+                self.stack,
+                construct_id,
+                role=self.role,
+                image=self.image,
+                model_data=self.artifact(reference),
+                source=self.source,
+                log_group_prefix=self.env.endpoint_log_group,
+                max_request_bytes=self.env.endpoint.payload_limit_bytes,
+                network=self.network,
+            )
+        return self._models[reference]
+
+
 class ServingStack(cdk.Stack):
     def __init__(
         self,
@@ -88,93 +135,73 @@ class ServingStack(cdk.Stack):
         )
         self.environment_config = env
         removal = cdk.RemovalPolicy.RETAIN if env.retain_data else cdk.RemovalPolicy.DESTROY
-        image = SklearnImage(env.project.framework_version)
-        source = SourceBundle.from_directory(handler_dir, program=DEFAULT_PROGRAM)
+        if model_package is not None:
+            self._check_package_image(model_package, env)
 
+        # The order is the template's: each unit adds statements to the roles built before it.
         self.key = self._data_key(env, removal)
         self.bucket = self._bucket(env, removal)
         self.inference_role = self._inference_role(env)
+        models = ModelFactory(
+            self, env, role=self.inference_role, handler_dir=handler_dir,
+            default_model=model_package.model_data_url if model_package is not None else env.model_data,
+        )
+        self.endpoint = self._endpoint(env, models)
+        self.topic, self.alarms = self._alarms(env)
+        self._scaling(env)
+        self._rollout(env)
+        self._endpoint_role_grants(env)
+        self.log_group, self.dashboard = self._logs_and_dashboard(env, removal)
+        self.batch = self._batch(env, models)
+        self._outputs(env)
+        self._delivery(env, model_registry, registry_readers, model_package, deployment_checks)
+        for key, value in env.tags.items():
+            cdk.Tags.of(self).add(key, value)
 
-        # ------------------------------------------------------------- models
-        limit = env.endpoint.payload_limit_bytes
-        default_model = env.model_data
-        if model_package is not None:
-            self._check_package_image(model_package, env)
-            default_model = model_package.model_data_url
-        artifacts: dict[str, ModelData] = {}
-
-        def artifact(reference: str) -> ModelData:
-            if reference not in artifacts:  # one preflight per artifact
-                artifacts[reference] = resolve_model_data(
-                    reference,
-                    payload_limit_bytes=limit,
-                    handler_dir=handler_dir,
-                    framework_version=env.project.framework_version,
-                )
-            return artifacts[reference]
-
-        models: dict[str, SklearnModel] = {}
-        # Isolated unless the config turns it off with a reason; a serverless endpoint
-        # cannot be, and says so (the batch model below still is).
-        endpoint_network = env.network
-        if isinstance(env.endpoint, ServerlessEndpoint) and env.network.isolation:
-            endpoint_network = NetworkSettings(isolation=False, isolation_off_reason=SERVERLESS_NOT_ISOLATED)
-
-        def model_for(reference: str) -> SklearnModel:
-            if reference not in models:
-                construct_id = "Model" if not models else f"Model{len(models) + 1}"
-                models[reference] = SklearnModel(
-                    self,
-                    construct_id,
-                    role=self.inference_role,
-                    image=image,
-                    model_data=artifact(reference),
-                    source=source,
-                    log_group_prefix=env.endpoint_log_group,
-                    max_request_bytes=limit,
-                    network=endpoint_network,
-                )
-            return models[reference]
-
-        # ----------------------------------------------------------- endpoint
+    # ------------------------------------------------------------------ units
+    def _endpoint(self, env: Environment, models: "ModelFactory") -> ServingEndpoint:
+        """The endpoint and its config: one serverless variant, or instance variants
+        (A/B) with data capture to `data-capture/`."""
         if isinstance(env.endpoint, ServerlessEndpoint):
-            self.endpoint = ServingEndpoint(
+            return ServingEndpoint(
                 self,
                 "Endpoint",
                 endpoint_name=env.endpoint_name,
-                serverless=ServerlessVariant(model=model_for(default_model), capacity=env.endpoint),
+                serverless=ServerlessVariant(model=models.endpoint_model(models.default_model), capacity=env.endpoint),
                 kms_key=self.key,
             )
-        else:
-            capture = env.endpoint.data_capture_percent
-            self.endpoint = ServingEndpoint(
-                self,
-                "Endpoint",
-                endpoint_name=env.endpoint_name,
-                kms_key=self.key,
-                data_capture=DataCapture(
-                    destination_s3_uri=f"s3://{self.bucket.bucket_name}/{DATA_CAPTURE_PREFIX}", sampling_percent=capture
-                ) if capture else None,
-                retain_instance_counts=env.endpoint.autoscaling is not None,
-                instance_variants=[
-                    InstanceVariant(model=model_for(v.model_data or default_model), fleet=v)
-                    for v in env.endpoint.variants
-                ],
-            )
+        capture = env.endpoint.data_capture_percent
+        return ServingEndpoint(
+            self,
+            "Endpoint",
+            endpoint_name=env.endpoint_name,
+            kms_key=self.key,
+            data_capture=DataCapture(
+                destination_s3_uri=f"s3://{self.bucket.bucket_name}/{DATA_CAPTURE_PREFIX}", sampling_percent=capture
+            ) if capture else None,
+            retain_instance_counts=env.endpoint.autoscaling is not None,
+            instance_variants=[
+                InstanceVariant(model=models.endpoint_model(v.model_data or models.default_model), fleet=v)
+                for v in env.endpoint.variants
+            ],
+        )
 
-        # ------------------------------------------------------------- alarms
-        self.topic = self._alarm_topic(env)
+    def _alarms(self, env: Environment) -> tuple[sns.Topic, EndpointAlarms]:
+        """The alarms of every variant, to our encrypted topic and the paging topic if any."""
+        topic = self._alarm_topic(env)
         paging = [sns.Topic.from_topic_arn(self, "PagingTopic", env.alarms.topic_arn)] if env.alarms.topic_arn else []
-        self.alarms = EndpointAlarms(
+        alarms = EndpointAlarms(
             self,
             "Alarms",
             endpoint=self.endpoint,
             endpoint_name=env.endpoint_name,
-            topics=[self.topic, *paging],
+            topics=[topic, *paging],
             thresholds=env.alarms,
         )
-        self._production_features(env)
-        self.log_group = logs.LogGroup(
+        return topic, alarms
+
+    def _logs_and_dashboard(self, env: Environment, removal: cdk.RemovalPolicy) -> tuple[logs.LogGroup, EndpointDashboard]:
+        log_group = logs.LogGroup(
             self,
             "EndpointLogs",
             # SageMaker writes here; created first so retention and encryption are ours.
@@ -183,30 +210,90 @@ class ServingStack(cdk.Stack):
             removal_policy=removal,
         )
         # Config holds days (validated against CloudWatch's allowed values).
-        self.log_group.node.default_child.retention_in_days = env.log_retention_days
+        log_group.node.default_child.retention_in_days = env.log_retention_days
         # The group exists before the endpoint starts and outlives its deletion: if
         # SageMaker wrote first, or last, it would create the group itself (no retention,
         # no key) and the next deploy would fail on "already exists".
-        self.endpoint.resource.node.add_dependency(self.log_group)
-        self.dashboard = EndpointDashboard(self, "Dashboard", endpoint=self.endpoint, endpoint_name=env.endpoint_name)
+        self.endpoint.resource.node.add_dependency(log_group)
+        dashboard = EndpointDashboard(self, "Dashboard", endpoint=self.endpoint, endpoint_name=env.endpoint_name)
+        return log_group, dashboard
 
-        # -------------------------------------------------------------- batch
-        self.batch = BatchTransform(
+    def _scaling(self, env: Environment) -> None:
+        """Provisioned concurrency (serverless) or instance count (instance-backed), from config."""
+        endpoint_config = env.endpoint
+        if isinstance(endpoint_config, ServerlessEndpoint):
+            if endpoint_config.provisioned_scaling is not None:
+                ProvisionedConcurrencyScaling(self, "Autoscaling", endpoint=self.endpoint, endpoint_name=env.endpoint_name,
+                                              settings=endpoint_config.provisioned_scaling)
+        elif endpoint_config.autoscaling is not None:
+            InstanceCountScaling(self, "Autoscaling", endpoint=self.endpoint, endpoint_name=env.endpoint_name,
+                                 settings=endpoint_config.autoscaling)
+
+    def _rollout(self, env: Environment) -> None:
+        """Deployment guardrails from config; where the service offers none, say so at synth."""
+        endpoint_config = env.endpoint
+        if isinstance(endpoint_config, ServerlessEndpoint):
+            cdk.Annotations.of(self.endpoint).add_info(
+                "serverless endpoint: SageMaker offers no deployment guardrails; an update shifts all traffic at once "
+                "when the new config is ready, and a failed update leaves the old config serving"
+            )
+            return
+        if endpoint_config.rollout is None:
+            cdk.Annotations.of(self.endpoint).add_info(
+                "no rollout configured: endpoint updates replace the fleet without traffic shifting or alarm rollback"
+            )
+            return
+        self.endpoint.use_deployment_guardrails(endpoint_config.rollout, rollback_alarm_names=self.alarms.rollback_alarm_names)
+        self.endpoint.node.add_dependency(self.alarms)  # rollback alarms exist before any update
+        if isinstance(self.inference_role, iam.Role):
+            # SageMaker reads the rollback alarms as the model's execution role: without
+            # cloudwatch:DescribeAlarms the guardrails cannot watch them (reference, "Second deploys").
+            rollback_alarms = [self.format_arn(service="cloudwatch", resource="alarm", resource_name=name,
+                                               arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
+                               for name in self.alarms.rollback_alarm_names]
+            self.inference_role.add_to_principal_policy(iam.PolicyStatement(
+                sid="ReadRollbackAlarms", actions=["cloudwatch:DescribeAlarms"], resources=rollback_alarms))
+
+    def _endpoint_role_grants(self, env: Environment) -> None:
+        """What the instance-backed endpoint does as its model's role: write captured
+        requests, use the data key. An imported role is granted by whoever owns it."""
+        if isinstance(env.endpoint, ServerlessEndpoint) or not isinstance(self.inference_role, iam.Role):
+            return
+        if env.endpoint.data_capture_percent:
+            captured = self.bucket.arn_for_objects(f"{DATA_CAPTURE_PREFIX}*")
+            self.inference_role.add_to_principal_policy(iam.PolicyStatement(
+                sid="WriteDataCapture", actions=["s3:PutObject"], resources=[captured],
+            ))
+            acknowledge_wildcard_resource(self.inference_role, captured,
+                                          "data capture writes one object per captured batch under data-capture/")
+        self.key.grant(self.inference_role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
+
+    def _batch(self, env: Environment, models: "ModelFactory") -> BatchTransform:
+        """Batch Transform's own model (isolated unless turned off), role and launcher policy."""
+        return BatchTransform(
             self,
             "BatchTransform",
             bucket=self.bucket,
             role_name=env.batch_role_name,
             role_path=env.iam_path,
-            image=image,
-            model_data=artifact(default_model),
-            source=source,
+            image=models.image,
+            model_data=models.artifact(models.default_model),
+            source=models.source,
             job_name_prefix=env.transform_job_prefix,
             max_payload_bytes=env.batch.payload_limit_bytes,
             kms_key=self.key,
             network=env.network,
         )
 
-        self._outputs(env)
+    def _delivery(
+        self,
+        env: Environment,
+        model_registry: RegistrySettings | None,
+        registry_readers: Sequence[str],
+        model_package: ResolvedPackage | None,
+        deployment_checks: DeploymentChecks | None,
+    ) -> None:
+        """What the delivery pipeline adds: the registry, the deployed version, the check role."""
         if model_registry is not None:
             self.registry = ModelRegistry(
                 self, "ModelRegistry", group_name=model_registry.group_name, bucket_name=model_registry.bucket_name,
@@ -224,8 +311,6 @@ class ServingStack(cdk.Stack):
                 trusted_role_arn=deployment_checks.trusted_role_arn, endpoint=self.endpoint,
                 alarm_name_prefix=f"{env.endpoint_name}-",
             )
-        for key, value in env.tags.items():
-            cdk.Tags.of(self).add(key, value)
 
     # ------------------------------------------------------------------ parts
     def _check_package_image(self, package: ResolvedPackage, env: Environment) -> None:
@@ -484,54 +569,6 @@ class ServingStack(cdk.Stack):
         if env.alarms.email:
             topic.add_subscription(subscriptions.EmailSubscription(env.alarms.email))
         return topic
-
-    def _production_features(self, env: Environment) -> None:
-        """Autoscaling, deployment guardrails and data-capture permissions, from config;
-        where the service offers no guardrails, say so at synth."""
-        endpoint_config = env.endpoint
-        if isinstance(endpoint_config, ServerlessEndpoint):
-            cdk.Annotations.of(self.endpoint).add_info(
-                "serverless endpoint: SageMaker offers no deployment guardrails; an update shifts all traffic at once "
-                "when the new config is ready, and a failed update leaves the old config serving"
-            )
-            scaling = endpoint_config.provisioned_scaling
-            if scaling is not None:
-                ProvisionedConcurrencyScaling(
-                    self, "Autoscaling", endpoint=self.endpoint, endpoint_name=env.endpoint_name, settings=scaling
-                )
-            return
-        if endpoint_config.autoscaling is not None:
-            InstanceCountScaling(
-                self, "Autoscaling", endpoint=self.endpoint, endpoint_name=env.endpoint_name,
-                settings=endpoint_config.autoscaling,
-            )
-        if endpoint_config.rollout is not None:
-            self.endpoint.use_deployment_guardrails(
-                endpoint_config.rollout, rollback_alarm_names=self.alarms.rollback_alarm_names
-            )
-            self.endpoint.node.add_dependency(self.alarms)  # rollback alarms exist before any update
-            if isinstance(self.inference_role, iam.Role):
-                # SageMaker reads the rollback alarms as the model's execution role: without
-                # cloudwatch:DescribeAlarms the guardrails cannot watch them (reference, "Second deploys").
-                rollback_alarms = [self.format_arn(service="cloudwatch", resource="alarm", resource_name=name,
-                                                   arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
-                                   for name in self.alarms.rollback_alarm_names]
-                self.inference_role.add_to_principal_policy(iam.PolicyStatement(
-                    sid="ReadRollbackAlarms", actions=["cloudwatch:DescribeAlarms"], resources=rollback_alarms))
-        else:
-            cdk.Annotations.of(self.endpoint).add_info(
-                "no rollout configured: endpoint updates replace the fleet without traffic shifting or alarm rollback"
-            )
-        if isinstance(self.inference_role, iam.Role):  # an imported role is granted by whoever owns it
-            if endpoint_config.data_capture_percent:
-                # The endpoint writes captured requests as the model's role.
-                captured = self.bucket.arn_for_objects(f"{DATA_CAPTURE_PREFIX}*")
-                self.inference_role.add_to_principal_policy(iam.PolicyStatement(
-                    sid="WriteDataCapture", actions=["s3:PutObject"], resources=[captured],
-                ))
-                acknowledge_wildcard_resource(self.inference_role, captured,
-                                              "data capture writes one object per captured batch under data-capture/")
-            self.key.grant(self.inference_role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
 
     def _outputs(self, env: Environment) -> None:
         outputs = {

@@ -29,7 +29,11 @@ from serving_runtime.image import (
     DEFAULT_FRAMEWORK_VERSION, INSTANCE_PAYLOAD_LIMIT_BYTES, MIB, PROJECT_ROOT, SERVERLESS_PAYLOAD_LIMIT_BYTES,
     framework_versions,
 )
+from stacks.model_package import ALLOWED as REFERENCE_ALLOWED
+from stacks.model_package import GROUP_NAME, REFERENCE_PATTERN
 from stacks.names import EnvironmentNames
+
+CONNECTION_ARN = r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
 
 CDK_JSON = PROJECT_ROOT / "cdk.json"
 CONTEXT_KEY = "serving"
@@ -181,6 +185,9 @@ class Environment(EnvironmentNames, Settings):
     name: ClassVar[str]
     endpoint: Endpoint = ServerlessEndpoint()
     model_data: ModelDataReference = Field(DEFAULT_MODEL_DATA, description="default: the top-level model_data")
+    model_package: matching(REFERENCE_PATTERN, REFERENCE_ALLOWED) | None = Field(
+        None, description="an approved version from the model registry instead of model_data, resolved at synth "
+        "and recorded in cdk.context.json")
     inference_role: Provision = "create"
     bucket: Provision = "create"
     retain_data: Flag = True
@@ -208,6 +215,8 @@ class Environment(EnvironmentNames, Settings):
         return self._project
 
     def problems(self) -> Iterator[Problem]:
+        if self.model_package is not None and "model_data" in self.model_fields_set:
+            yield ("model_data",), self.model_data, "nothing when model_package is set (the approved version is the model)"
         # A serverless endpoint's model cannot be isolated (the synth says so); isolation
         # still applies to this environment's batch model.
         if self.endpoint.kind == "serverless" and self.network.subnet_ids:
@@ -282,11 +291,31 @@ class Project(Settings):
     framework_version: one_of(*framework_versions()) = DEFAULT_FRAMEWORK_VERSION
 
 
+class ModelRegistry(Settings):
+    """The model package group versions are registered in, created (with the bucket of
+    their archives) by the stack of `environment`; the other environments read it."""
+
+    group_name: matching(rf"^{GROUP_NAME}$", "letters, digits and single hyphens, at most 63") | None = Field(
+        None, description="default: <team>-<project>")
+    environment: one_of("dev", "staging", "prod") = "dev"
+
+
+class Pipeline(Settings):
+    """Where the delivery pipeline (`cdk synth -c pipeline=true`) reads the repository."""
+
+    connection_arn: matching(CONNECTION_ARN, "a CodeStar connection ARN, arn:aws:codeconnections:REGION:ACCOUNT:"
+                             "connection/ID (create it in the console and authorize it)")
+    repository: matching(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", "owner/name")
+    branch: matching(r"^[^\s~^:?*\[\\]+$", "a branch name") = "main"
+
+
 class ServingConfig(Project):
     """The `serving` context of cdk.json."""
 
     model_data: ModelDataReference = DEFAULT_MODEL_DATA
     configured: Environments = Field(alias="environments")
+    model_registry: ModelRegistry = ModelRegistry()
+    pipeline: Pipeline | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -294,7 +323,9 @@ class ServingConfig(Project):
         envs, model_data = (raw.get("environments"), raw.get("model_data")) if isinstance(raw, dict) else (None, None)
         if not isinstance(envs, dict) or not isinstance(model_data, str) or not re.match(MODEL_DATA, model_data):
             return raw  # a bad top-level model_data is reported once, at its own key
-        inherit = lambda env: {"model_data": model_data, **env} if isinstance(env, dict) else env  # noqa: E731
+        # An environment deploying a model_package takes no model_data (its own, if any, is refused).
+        inherit = lambda env: (  # noqa: E731
+            {"model_data": model_data, **env} if isinstance(env, dict) and "model_package" not in env else env)
         return {**raw, "environments": {name: inherit(env) for name, env in envs.items()}}
 
     def model_post_init(self, context: Any) -> None:
@@ -310,9 +341,23 @@ class ServingConfig(Project):
             raise ConfigError([f"env: {name!r} is not an environment; allowed: {', '.join(self.environments)}"])
         return self.environments[name]
 
+    @property
+    def registry_group(self) -> str:
+        return self.model_registry.group_name or f"{self.team}-{self.project}"
+
+    @property
+    def registry_bucket(self) -> str:
+        return f"{self.company}-sm-{self.team}-{self.project}-registry"
+
     def problems(self) -> Iterator[Problem]:
         for env in self.environments.values():
             yield from env.name_problems()
+        if self.model_registry.environment not in self.environments:
+            yield (("model_registry", "environment"), self.model_registry.environment,
+                   f"a configured environment ({', '.join(self.environments)}): its stack creates the registry")
+        if len(self.registry_bucket) > 63:
+            yield (("project",), self.project, f"a shorter company, team or project: the registry bucket "
+                   f"{self.registry_bucket!r} has {len(self.registry_bucket)} characters; at most 63")
 
 
 def _key_path(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:

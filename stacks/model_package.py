@@ -26,6 +26,9 @@ PACKAGE_ARN = re.compile(
     rf"^arn:(?P<partition>aws[a-z-]*):sagemaker:(?P<region>[a-z]{{2}}(-[a-z]+)+-\d):(?P<account>\d{{12}}):"
     rf"model-package/(?P<group>{GROUP_NAME})/(?P<version>\d+)$"
 )
+# Both forms in one pattern without named groups, for the configuration's schema.
+REFERENCE_PATTERN = (rf"^({GROUP_NAME}:{LATEST_APPROVED}|arn:aws[a-z-]*:sagemaker:[a-z]{{2}}(-[a-z]+)+-\d:\d{{12}}:"
+                     rf"model-package/{GROUP_NAME}/\d+)$")
 ALLOWED = f"'<group>:{LATEST_APPROVED}' or arn:aws:sagemaker:REGION:ACCOUNT:model-package/GROUP/VERSION"
 CONTEXT_FILE = Path("cdk.context.json")
 REFRESH_CONTEXT_KEY = "model_package_refresh"
@@ -89,16 +92,23 @@ def resolve(
     *,
     region: str,
     registry_account: str | None,
-    context: Mapping[str, Any],
+    context: Any,
     sagemaker_client: Callable[[str], Any],
     context_file: Path | None = CONTEXT_FILE,
     refresh: bool = False,
 ) -> ResolvedPackage:
-    """The recorded answer, or a live lookup recorded in `context_file`."""
+    """The recorded answer (`context.get(key)`: a mapping, or the app's context), or a
+    live lookup recorded in `context_file`."""
     key = context_key(reference, region=region, registry_account=registry_account)
-    if not refresh and key in context:
-        return ResolvedPackage.from_context(context[key])
-    resolved = look_up(reference, region=region, registry_account=registry_account, client=sagemaker_client(region))
+    recorded = None if refresh else context.get(key)
+    if recorded is not None:
+        return ResolvedPackage.from_context(recorded)
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        resolved = look_up(reference, region=region, registry_account=registry_account, client=sagemaker_client(region))
+    except BotoCoreError as error:  # no credentials, no network, no region: one line, before anything deploys
+        raise ModelPackageError(f"model_package: cannot look up {reference} in {region}: {error}") from None
     if context_file is not None:
         record(context_file, key, resolved.to_context())
     return resolved

@@ -294,11 +294,11 @@ class ServingStack(cdk.Stack):
         deployment_checks: DeploymentChecks | None,
     ) -> None:
         """What the delivery pipeline adds: the registry, the deployed version, the check role."""
-        if model_registry is not None:
-            self.registry = ModelRegistry(
-                self, "ModelRegistry", group_name=model_registry.group_name, bucket_name=model_registry.bucket_name,
-                key=self.key, reader_accounts=[a for a in registry_readers if a],
-            )
+        self.registry = ModelRegistry(
+            self, "ModelRegistry", group_name=model_registry.group_name, bucket_name=model_registry.bucket_name,
+            reader_accounts=[a for a in registry_readers if a],
+        ) if model_registry is not None else None
+        if self.registry is not None:
             cdk.CfnOutput(self, "ModelPackageGroupName", value=model_registry.group_name,
                           description="endpointctl register creates versions here")
             cdk.CfnOutput(self, "ModelRegistryBucketName", value=self.registry.bucket.bucket_name,
@@ -325,25 +325,28 @@ class ServingStack(cdk.Stack):
             )
 
     def _deploys_package(self, package: ResolvedPackage, env: Environment) -> None:
-        """Record which version is deployed, and let the models read its archive when the
-        registry is in another account (its key policy allows our account via S3)."""
+        """Record which version is deployed, and let the models decrypt its archive (the
+        registry's key policy allows the other environments' accounts through S3)."""
         for model in self.node.find_all():
             if isinstance(model, sagemaker.CfnModel):  # the endpoint's models and the batch model
                 cdk.Tags.of(model).add("ModelPackageArn", package.arn)
         cdk.CfnOutput(self, "ModelPackageArn", value=package.arn, description="The approved model version deployed")
+        # The archive is encrypted with the registry's key: exactly that key when this
+        # stack holds the registry, else any key of the registry's account, through S3 only.
+        registry = self.registry
         registry_account = package.arn.split(":")[4]
-        if env.account and registry_account != env.account:
-            registry_keys = f"arn:{self.partition}:kms:{self.region}:{registry_account}:key/*"
-            for role in (self.inference_role, self.batch.role):
-                if isinstance(role, iam.Role):
-                    role.add_to_principal_policy(iam.PolicyStatement(
-                        sid="DecryptRegistryArchives", actions=["kms:Decrypt"], resources=[registry_keys],
-                        conditions={"StringEquals": {"kms:ViaService": f"s3.{self.region}.{self.url_suffix}"}},
-                    ))
-                    acknowledge_wildcard_resource(
-                        role, registry_keys,
-                        f"the registry's archives in account {registry_account} are encrypted with that stack's key, "
-                        "whose id this account cannot know at synth; only through S3 (kms:ViaService)")
+        keys = registry.key.key_arn if registry else f"arn:{self.partition}:kms:{self.region}:{registry_account}:key/*"
+        for role in (self.inference_role, self.batch.role):
+            if not isinstance(role, iam.Role):
+                continue  # an imported role is granted by whoever owns it
+            role.add_to_principal_policy(iam.PolicyStatement(
+                sid="DecryptRegistryArchives", actions=["kms:Decrypt"], resources=[keys],
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{self.region}.{self.url_suffix}"}},
+            ))
+            if registry is None:
+                acknowledge_wildcard_resource(
+                    role, keys, f"the registry's archives in account {registry_account} are encrypted with the "
+                    "registry's key, whose id this stack cannot know at synth; only through S3 (kms:ViaService)")
 
     def _bucket(self, env: Environment, removal: cdk.RemovalPolicy) -> s3.IBucket:
         if env.bucket == "import":

@@ -114,6 +114,7 @@ def _cases(sample_model: Path) -> dict[str, dict[str, Any]]:
 def build_app(cases: dict[str, dict[str, Any]], outdir: Path):
     import aws_cdk as cdk
 
+    from stacks.app_stacks import registry_options
     from stacks.checks import add_nag_packs
     from stacks.config import parse_config
     from stacks.serving_stack import ServingStack
@@ -121,9 +122,11 @@ def build_app(cases: dict[str, dict[str, Any]], outdir: Path):
     app = cdk.App(context=CONTEXT, outdir=str(outdir))
     stacks = {}
     for case, spec in cases.items():
-        environment = parse_config(spec["serving"]).environment(spec["env"])
+        config = parse_config(spec["serving"])
+        environment = config.environment(spec["env"])
         construct_id = "".join(part.capitalize() for part in case.split("-"))
-        stacks[case] = ServingStack(app, construct_id, environment=environment)
+        # As app.py builds it: the registry environment's stack (dev) holds the model registry.
+        stacks[case] = ServingStack(app, construct_id, environment=environment, **registry_options(config, environment))
     add_nag_packs(app)
     return app, stacks
 

@@ -389,3 +389,36 @@ def test_a_pipeline_needs_accounts_regions_and_artifacts_it_can_reach():
         "  - environments.prod.model_data: got \"model.tar.gz\"; allowed: model_package or an s3:// URL "
         "(the pipeline synthesizes from the repository, where a local archive is not)",
     ]
+
+
+# ------------------------------------------------------- through app.py and the cdk CLI
+
+
+def test_cdk_synth_c_pipeline_true_builds_the_pipeline_from_cdk_json(tmp_path):
+    """app.py with the real CLI: the pipeline from cdk.json's `pipeline` and `model_registry`
+    keys, staging and prod on model_package versions read from cdk.context.json (no AWS)."""
+    from stacks.model_package import context_key
+    from tests.test_promotion_e2e import cdk_in, project
+
+    raw = three_accounts()
+    raw["pipeline"] = {"connection_arn": CONNECTION, "repository": "acme/fraud-endpoint"}
+    for name in ("staging", "prod"):
+        raw["environments"][name]["model_package"] = "rc-fraud-detection:latest-approved"
+    folder = project(tmp_path / "three-accounts", raw)
+    key = context_key("rc-fraud-detection:latest-approved", region=REGION, registry_account=ACCOUNTS["dev"])
+    (folder / "cdk.context.json").write_text(json.dumps({key: APPROVED}))
+    done = cdk_in(folder, "synth", "-c", "pipeline=true", "--quiet")
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = folder / "cdk.out"
+    pipeline = json.loads((out / "Pipeline.template.json").read_text())
+    assert any(r["Type"] == "AWS::CodePipeline::Pipeline" for r in pipeline["Resources"].values())
+    prod = json.loads(next((out / "assembly-Pipeline-Prod").glob("*.template.json")).read_text())
+    assert prod["Outputs"]["ModelPackageArn"]["Value"] == APPROVED["arn"]
+
+    del raw["pipeline"]["connection_arn"]
+    failed = cdk_in(project(tmp_path / "no-connection", raw), "synth", "-c", "pipeline=true", "--quiet")
+    assert failed.returncode != 0
+    assert [line for line in failed.stderr.splitlines() if line.startswith(("cdk synth", "  - "))] == [
+        "cdk synth: invalid configuration in cdk.json context 'serving':",
+        "  - pipeline.connection_arn: missing; it is required",
+    ]

@@ -33,7 +33,6 @@ class ModelRegistry(Construct):
         *,
         group_name: str,
         bucket_name: str,
-        key: kms.IKey,
         reader_accounts: Sequence[str] = (),
     ) -> None:
         super().__init__(scope, id)
@@ -59,6 +58,14 @@ class ModelRegistry(Construct):
         )
         self.group.apply_removal_policy(cdk.RemovalPolicy.RETAIN)
 
+        # Its own key, retained with the archives: the stack's data key goes with a
+        # disposable environment (dev), and the archives must stay readable after it.
+        self.key = key = kms.Key(
+            self, "Key",
+            description=f"Encrypts the archives of the versions of {group_name}",
+            enable_key_rotation=True,
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
         self.bucket = s3.Bucket(
             self,
             "Archives",
@@ -77,11 +84,10 @@ class ModelRegistry(Construct):
                 sid="OtherEnvironmentsReadArchives", principals=principals,
                 actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(f"{ARCHIVE_PREFIX}*")],
             ))
-            if isinstance(key, kms.Key):  # an imported key's policy is its owner's to change
-                key.add_to_resource_policy(iam.PolicyStatement(
-                    sid="OtherEnvironmentsDecryptArchives", principals=principals, actions=["kms:Decrypt"], resources=["*"],
-                    conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"}},
-                ))
+            key.add_to_resource_policy(iam.PolicyStatement(
+                sid="OtherEnvironmentsDecryptArchives", principals=principals, actions=["kms:Decrypt"], resources=["*"],
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"}},
+            ))
         why_no_logs = (
             "Registered archives are written by endpointctl register and read by model containers; object access is "
             "recorded by CloudTrail data events, which the platform team enables account-wide"

@@ -29,15 +29,14 @@ def synth_assembly(serving: dict[str, Any], environments: Iterable[str], outdir:
     """One stack per environment, named and built as app.py builds it, nag packs included."""
     import aws_cdk as cdk
 
+    from stacks.app_stacks import build_stacks
     from stacks.checks import add_nag_packs
     from stacks.config import parse_config
-    from stacks.serving_stack import ServingStack
 
     config = parse_config(serving)
     app = cdk.App(context={**cdk_context(), **CLI_CONTEXT, "serving": serving}, outdir=str(outdir))
     for name in environments:
-        environment = config.environment(name)
-        ServingStack(app, environment.stack_name, environment=environment)
+        build_stacks(app, config, env_name=name, pipeline=False, refresh=False)
     add_nag_packs(app)
     app.synth()
     return outdir

@@ -107,16 +107,16 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("demo", help="the whole flow on a local AWS (moto): deploy, serve, invoke, transform, destroy")
 
     # The model registry (endpointctl.registry): versions in the registry environment's stack.
-    registry_env = ENV_HELP + " holding the model registry (default: dev)"
+    registry_env = ENV_HELP + " holding the model registry (default: model_registry.environment, dev)"
     p = commands.add_parser("register", help="register model.tar.gz as a new version awaiting approval")
     p.add_argument("--model-data", type=Path, required=True, help="model.tar.gz to register (preflighted first)")
-    p.add_argument("--env", default="dev", help=registry_env)
+    p.add_argument("--env", help=registry_env)
     for name, text in (("approve", "approve a registered version (starts the pipeline)"),
                        ("reject", "reject a registered version (it is never deployed)")):
         p = commands.add_parser(name, help=text)
         p.add_argument("version", help="version number in the model package group")
         p.add_argument("--reason", required=name == "reject", help="why; recorded on the version")
-        p.add_argument("--env", default="dev", help=registry_env)
+        p.add_argument("--env", help=registry_env)
     p = commands.add_parser("smoke-test", help="after a deploy: the guide's request answers 200 and no alarm is in ALARM")
     p.add_argument("--env", required=True, help=ENV_HELP)
     return parser

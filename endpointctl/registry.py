@@ -1,9 +1,10 @@
 """`endpointctl register | approve | reject`: versions of the model in SageMaker's
 model registry, in the model package group the registry environment's stack creates.
 
-`register` preflights the archive, uploads it and the handler's code archive
-(content-addressed, so the same bytes are uploaded once), and creates a version with
-the image, archives and container environment the endpoint uses, PendingManualApproval,
+`register` preflights the archive, uploads it with the handler packed under `code/`
+(content-addressed, so the same bytes are uploaded once; model and handler are approved
+together, and an isolated container can load them), and creates a version with the
+image, archive and container environment the endpoint uses, PendingManualApproval,
 and a summary of how it decides compared with the currently approved version (the
 release plan's scorer and comparison: each archive served through its handler in an
 untrusted child, since a pickle is code).
@@ -22,12 +23,15 @@ from botocore.exceptions import ClientError
 
 from endpointctl.aws import client, describe, environment, stack_outputs
 from endpointctl.errors import CommandError
-from serving_runtime.bundle import source_bundle_bytes
+from serving_runtime.archive import archive_files
+from serving_runtime.bundle import bundle_entries, reproducible_targz, source_bundle_bytes
 from serving_runtime.image import DEFAULT_PROGRAM, HANDLER_DIR, image_uri
 from serving_runtime.preflight import preflight_in_subprocess
 from stacks.model_package import list_versions
 
 REGISTRY_PREFIX = "model-registry"
+# Where the container finds the handler packed in the archive (the SDK's convention).
+CODE_IN_ARCHIVE = "/opt/ml/model/code"
 CONTENT_TYPES = ["application/json", "text/csv"]
 
 
@@ -36,6 +40,12 @@ class Registry:
     group: str
     bucket: str
     region: str
+
+
+def registry_environment(args: argparse.Namespace) -> str:
+    from stacks.config import load_config
+
+    return args.env or load_config().registry_environment
 
 
 def registry(env_name: str) -> Registry:
@@ -64,32 +74,38 @@ def upload_once(data: bytes, bucket: str, key: str) -> str:
     return f"s3://{bucket}/{key}"
 
 
+def packed_archive(model_data: Path) -> bytes:
+    """model.tar.gz with the handler under code/ (as the SDK packs it for network isolation):
+    one archive, model and handler approved together, loadable by an isolated container."""
+    entries = [(name, data) for name, data in archive_files(model_data) if not name.startswith("code/")]
+    return reproducible_targz(entries + bundle_entries(HANDLER_DIR, prefix="code/"))
+
+
 def run_register(args: argparse.Namespace) -> int:
     model_data: Path = args.model_data
     if not model_data.is_file():
         raise CommandError(f"--model-data {model_data} does not exist; train one with `endpointctl train-sample`")
-    env = environment(args.env)
+    env = environment(registry_environment(args))
     limit = env.endpoint.payload_limit_bytes
     preflight_in_subprocess(model_data, handler_dir=HANDLER_DIR, max_response_bytes=limit,
                             framework_version=env.project.framework_version)
-    where = registry(args.env)
+    where = registry(env.name)
     sagemaker = client("sagemaker")
-    model_bytes = model_data.read_bytes()
-    code_bytes = source_bundle_bytes(HANDLER_DIR)
-    model_url = upload_once(model_bytes, where.bucket, f"{REGISTRY_PREFIX}/{where.group}/model-{_digest(model_bytes)}/model.tar.gz")
-    code_url = upload_once(code_bytes, where.bucket, f"{REGISTRY_PREFIX}/{where.group}/code-{_digest(code_bytes)}/sourcedir.tar.gz")
+    packed = packed_archive(model_data)
+    model_url = upload_once(packed, where.bucket, f"{REGISTRY_PREFIX}/{where.group}/{_digest(packed)}/model.tar.gz")
     current = approved_versions(sagemaker, where.group)
-    with tempfile.TemporaryDirectory(prefix="register-code-") as workdir:
-        code_archive = Path(workdir) / "sourcedir.tar.gz"
-        code_archive.write_bytes(code_bytes)
-        summary = behaviour_summary(model_data, code_archive, current[-1] if current else None)
-    # The container environment SklearnModel gives the endpoint's model (constructs/…/model.py).
+    with tempfile.TemporaryDirectory(prefix="register-") as workdir:
+        archive = Path(workdir) / "model.tar.gz"
+        archive.write_bytes(packed)
+        summary = behaviour_summary(archive, current[-1] if current else None)
+    # The container environment SklearnModel gives an endpoint's model (constructs/…/model.py);
+    # a deploy sets each model's own HANDLER_MAX_REQUEST_BYTES and SAGEMAKER_REGION.
     container = {
         "Image": image_for(env.project.framework_version, where.region),
         "ModelDataUrl": model_url,
         "Environment": {
             "SAGEMAKER_PROGRAM": DEFAULT_PROGRAM,
-            "SAGEMAKER_SUBMIT_DIRECTORY": code_url,
+            "SAGEMAKER_SUBMIT_DIRECTORY": CODE_IN_ARCHIVE,
             "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
             "SAGEMAKER_REGION": where.region,
             "HANDLER_MAX_REQUEST_BYTES": str(limit),
@@ -106,16 +122,16 @@ def run_register(args: argparse.Namespace) -> int:
             "SupportedResponseMIMETypes": CONTENT_TYPES,
         },
         CustomerMetadataProperties={
-            "ModelSha256": hashlib.sha256(model_bytes).hexdigest(),
-            "CodeSha256": hashlib.sha256(code_bytes).hexdigest(),
+            "ModelSha256": hashlib.sha256(model_data.read_bytes()).hexdigest(),
+            "ArchiveSha256": hashlib.sha256(packed).hexdigest(),
+            "HandlerSha256": hashlib.sha256(source_bundle_bytes(HANDLER_DIR)).hexdigest(),
             "SourceFile": model_data.name[:256],
             **summary.metadata,
         },
     )["ModelPackageArn"]
     version = arn.rsplit("/", 1)[-1]
     print(f"registered {where.group} version {version}: {arn}")
-    print(f"  model {model_url}")
-    print(f"  code  {code_url}")
+    print(f"  archive {model_url} (model, and the handler under code/)")
     print(f"  {summary.line}")
     print(f"  status PendingManualApproval: `endpointctl approve {version}` or `endpointctl reject {version} --reason …`")
     return 0
@@ -134,23 +150,25 @@ class BehaviourSummary:
     metadata: dict[str, str]
 
 
-def behaviour_summary(candidate: Path, code: Path, current: dict[str, Any] | None) -> BehaviourSummary:
+def behaviour_summary(candidate: Path, current: dict[str, Any] | None) -> BehaviourSummary:
     """How the candidate decides on the release plan's reference sample (2,000 synthetic
-    rows, fixed seed), against the approved version as it was registered (its archives
+    rows, fixed seed), against the approved version as it was registered (its archive
     fetched from S3); the plan's own scorer and comparison (endpointctl.plan.model_diff)."""
     from endpointctl.plan.artifacts import Archive
     from endpointctl.plan.model_diff import Scorer, Served, compare
 
+    def served(model: Archive, environment: dict[str, str]) -> Served:
+        return Served(model, Archive(environment.get("SAGEMAKER_SUBMIT_DIRECTORY", CODE_IN_ARCHIVE)),
+                      environment.get("SAGEMAKER_PROGRAM", DEFAULT_PROGRAM))
+
     with tempfile.TemporaryDirectory(prefix="register-") as workdir:
         scorer = Scorer(sample=None, workdir=Path(workdir))
-        new = Served(Archive(str(candidate), local_file=candidate), Archive(str(code), local_file=code), DEFAULT_PROGRAM)
+        new = served(Archive(str(candidate), local_file=candidate), {})
         sides = [new]
         if current is not None:
             package = describe(client("sagemaker").describe_model_package, ModelPackageName=current["ModelPackageArn"])
             container = package["InferenceSpecification"]["Containers"][0]
-            approved = Served(Archive(container["ModelDataUrl"]),
-                              Archive(container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]),
-                              container["Environment"].get("SAGEMAKER_PROGRAM", DEFAULT_PROGRAM))
+            approved = served(Archive(container["ModelDataUrl"]), container.get("Environment", {}))
             sides.append(approved)
         scorer.score_all(sides)
         after = scorer.results[new.key]
@@ -188,7 +206,7 @@ def package_of(sagemaker: Any, group: str, version: str) -> dict[str, Any]:
 
 
 def set_status(args: argparse.Namespace, status: str, description: str) -> int:
-    where = registry(args.env)
+    where = registry(registry_environment(args))
     sagemaker = client("sagemaker")
     package = package_of(sagemaker, where.group, args.version)
     before = package.get("ModelApprovalStatus")

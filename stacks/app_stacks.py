@@ -27,7 +27,7 @@ class AppContext:
 
 def registry_settings(config: ServingConfig) -> RegistrySettings:
     return RegistrySettings(group_name=config.registry_group, bucket_name=config.registry_bucket,
-                            environment=config.model_registry.environment)
+                            environment=config.registry_environment)
 
 
 def context_flag(app: cdk.App, key: str) -> bool:
@@ -46,7 +46,7 @@ def resolve_packages(
 ) -> dict[str, ResolvedPackage]:
     """{environment name: the version its model_package names}; a recorded answer is
     used as it is (no AWS call) unless `refresh`."""
-    registry_account = config.environment(config.model_registry.environment).account
+    registry_account = config.environment(config.registry_environment).account
     resolved = {}
     for env in environments:
         if env.model_package is None:

@@ -297,7 +297,8 @@ class ModelRegistry(Settings):
 
     group_name: matching(rf"^{GROUP_NAME}$", "letters, digits and single hyphens, at most 63") | None = Field(
         None, description="default: <team>-<project>")
-    environment: one_of("dev", "staging", "prod") = "dev"
+    environment: one_of("dev", "staging", "prod") | None = Field(None, description="default: dev, or the first "
+                                                                      "environment configured")
 
 
 class Pipeline(Settings):
@@ -342,6 +343,11 @@ class ServingConfig(Project):
         return self.environments[name]
 
     @property
+    def registry_environment(self) -> str:
+        configured = list(self.environments)
+        return self.model_registry.environment or ("dev" if "dev" in configured or not configured else configured[0])
+
+    @property
     def registry_group(self) -> str:
         return self.model_registry.group_name or f"{self.team}-{self.project}"
 
@@ -352,7 +358,7 @@ class ServingConfig(Project):
     def problems(self) -> Iterator[Problem]:
         for env in self.environments.values():
             yield from env.name_problems()
-        if self.model_registry.environment not in self.environments:
+        if self.model_registry.environment is not None and self.model_registry.environment not in self.environments:
             yield (("model_registry", "environment"), self.model_registry.environment,
                    f"a configured environment ({', '.join(self.environments)}): its stack creates the registry")
         if len(self.registry_bucket) > 63:

@@ -92,7 +92,7 @@ def pipeline_problems(source: PipelineSource, environments: Sequence[Environment
             if getattr(env, key) is None:
                 problems.append(f"environments.{env.name}.{key}: got null; allowed: the {key} the pipeline deploys "
                                 f"{env.name} to (a pipeline deploys every environment to its own account and region)")
-        if env.name not in model_packages and not env.model_data.startswith("s3://"):
+        if env.model_package is None and env.name not in model_packages and not env.model_data.startswith("s3://"):
             problems.append(f"environments.{env.name}.model_data: got {json.dumps(env.model_data)}; allowed: model_package "
                             "or an s3:// URL (the pipeline synthesizes from the repository, where a local archive is not)")
     return problems

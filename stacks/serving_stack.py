@@ -63,7 +63,8 @@ class ModelFactory:
     config turns it off with a reason; a serverless endpoint's model cannot be, and the
     synth says so (the batch model still is)."""
 
-    def __init__(self, stack: cdk.Stack, env: Environment, *, role: iam.IRole, handler_dir: Path, default_model: str):
+    def __init__(self, stack: cdk.Stack, env: Environment, *, role: iam.IRole, handler_dir: Path, default_model: str,
+                 registered: bool = False):
         self.stack = stack
         self.env = env
         self.role = role
@@ -75,6 +76,10 @@ class ModelFactory:
         if isinstance(env.endpoint, ServerlessEndpoint) and env.network.isolation:
             self.network = NetworkSettings(isolation=False, isolation_off_reason=SERVERLESS_NOT_ISOLATED)
         self._artifacts: dict[str, ModelData] = {}
+        if registered:
+            # A registered version: preflighted when registered; its handler is inside,
+            # approved with the model.
+            self._artifacts[default_model] = ModelData.from_registered_package(default_model)
         self._models: dict[str, SklearnModel] = {}
 
     def artifact(self, reference: str) -> ModelData:
@@ -122,8 +127,8 @@ class ServingStack(cdk.Stack):
         readable by `registry_readers` accounts. `deployment_checks`: the role a
         pipeline assumes here to smoke-test the endpoint and plan the release.
         `model_package`: the approved version the environment's `model_package` resolved
-        to; its archive replaces `model_data`, served as today (our handler, our
-        environment, the batch model too)."""
+        to; its archive (model and handler, approved together) replaces `model_data` for
+        the endpoint's and the batch model, each with its environment as today."""
         env = environment
         super().__init__(
             scope,
@@ -145,6 +150,7 @@ class ServingStack(cdk.Stack):
         models = ModelFactory(
             self, env, role=self.inference_role, handler_dir=handler_dir,
             default_model=model_package.model_data_url if model_package is not None else env.model_data,
+            registered=model_package is not None,
         )
         self.endpoint = self._endpoint(env, models)
         self.topic, self.alarms = self._alarms(env)

@@ -150,19 +150,22 @@ def test_cost_shows_what_storage_is_kept():
 @pytest.mark.parametrize("case", ["dev", "prod"])
 def test_the_key_allows_grants_only_for_aws_resources(synthesized, case):
     """Control Tower CT.KMS.PR.3; SageMaker's grant for the endpoint's storage is for an AWS resource."""
-    policy = synthesized.one(case, "AWS::KMS::Key")["Properties"]["KeyPolicy"]["Statement"]
-    (deny,) = [s for s in policy if s["Effect"] == "Deny"]
-    assert deny == {
-        "Sid": "GrantsOnlyForAwsResources", "Effect": "Deny", "Principal": "*", "Action": "kms:CreateGrant",
-        "Resource": "*",
-        "Condition": {"BoolIfExists": {"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}},
-    }
-    for statement in policy:  # every service principal is held to our account
-        principal = statement.get("Principal")
-        services = as_list(principal.get("Service", [])) if isinstance(principal, dict) else []
-        if "cloudwatch.amazonaws.com" in services:
-            assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
-            assert json.dumps(statement["Condition"]["ArnLike"]["aws:SourceArn"]).endswith(':alarm:*"]]}')
+    keys = synthesized.resources(case, "AWS::KMS::Key")  # the data key; in dev also the model registry's
+    assert len(keys) == (2 if case == "dev" else 1)
+    for key in keys.values():
+        policy = key["Properties"]["KeyPolicy"]["Statement"]
+        (deny,) = [s for s in policy if s["Effect"] == "Deny"]
+        assert deny == {
+            "Sid": "GrantsOnlyForAwsResources", "Effect": "Deny", "Principal": "*", "Action": "kms:CreateGrant",
+            "Resource": "*",
+            "Condition": {"BoolIfExists": {"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}},
+        }
+        for statement in policy:  # every service principal is held to our account
+            principal = statement.get("Principal")
+            services = as_list(principal.get("Service", [])) if isinstance(principal, dict) else []
+            if "cloudwatch.amazonaws.com" in services:
+                assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+                assert json.dumps(statement["Condition"]["ArnLike"]["aws:SourceArn"]).endswith(':alarm:*"]]}')
 
 
 @pytest.mark.parametrize("case", CASES)

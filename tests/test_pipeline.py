@@ -30,16 +30,19 @@ APPROVED = {
 }
 
 
-# Archives in S3 (and the registry's) hold no handler: an isolated container could not
-# load one, so these environments turn isolation off, with the reason the synth prints.
-REGISTRY_ARCHIVES_OPEN = {"isolation": False, "isolation_off_reason": (
-    "the artifact comes from S3 or the model registry, whose archives hold no handler under code/")}
+# An archive in S3 holds no handler: an isolated container could not load it, so dev
+# turns isolation off, with the reason the synth prints. Staging and prod deploy a
+# registered version, whose archive carries its handler: they stay isolated.
+S3_ARCHIVE_OPEN = {"isolation": False, "isolation_off_reason": "the artifact comes from S3 and holds no handler under code/"}
 
 
 def three_accounts() -> dict:
     raw = serving_config(model_data=ARTIFACT)
     for name, account in ACCOUNTS.items():
-        raw["environments"][name].update(account=account, region=REGION, network=REGISTRY_ARCHIVES_OPEN)
+        raw["environments"][name].update(account=account, region=REGION)
+    raw["environments"]["dev"]["network"] = S3_ARCHIVE_OPEN
+    for name in ("staging", "prod"):
+        raw["environments"][name]["model_package"] = "rc-fraud-detection:latest-approved"
     return raw
 
 
@@ -230,10 +233,14 @@ def test_staging_and_prod_serve_the_approved_version_as_today(pipeline_synth):
             assert json.dumps(container["Image"]) == json.dumps({"Fn::Join": ["", [
                 "141502667606.dkr.ecr.eu-west-1.", {"Ref": "AWS::URLSuffix"}, "/sagemaker-scikit-learn:1.2-1-cpu-py3"]]})
             assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
-            # today's handler: the code asset of this synth, in this environment's assets bucket
-            code = container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]
-            assert code.startswith(f"s3://cdk-hnb659fds-assets-{ACCOUNTS[env]}-{REGION}/") and code.endswith(".gz")
+            # the handler registered (and approved) with the model, inside its archive
+            assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"
             assert {"Key": "ModelPackageArn", "Value": APPROVED["arn"]} in model["Properties"]["Tags"]
+        # isolated wherever SageMaker allows: every batch model, prod's instance endpoint (staging is serverless)
+        isolated = [m for m in models if m["Properties"].get("EnableNetworkIsolation")]
+        assert len(isolated) == (2 if env == "prod" else 1)
+        limits = sorted(m["Properties"]["PrimaryContainer"]["Environment"]["HANDLER_MAX_REQUEST_BYTES"] for m in models)
+        assert limits == sorted({"staging": ["4194304", "6291456"], "prod": ["6291456", "6291456"]}[env])
         assert template["Outputs"]["ModelPackageArn"]["Value"] == APPROVED["arn"]
         statements = [st for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Policy"
                       for st in r["Properties"]["PolicyDocument"]["Statement"]]
@@ -381,7 +388,8 @@ def test_a_pipeline_without_a_connection_is_refused_before_anything_is_built():
 def test_a_pipeline_needs_accounts_regions_and_artifacts_it_can_reach():
     raw = three_accounts()
     raw["environments"]["staging"].pop("account")
-    raw["environments"]["prod"]["model_data"] = "model.tar.gz"
+    del raw["environments"]["prod"]["model_package"]
+    raw["environments"]["prod"].update(model_data="model.tar.gz")
     lines = pipeline_error(raw).splitlines()[1:]
     assert lines == [
         "  - environments.staging.account: got null; allowed: the account the pipeline deploys staging to "
@@ -402,8 +410,6 @@ def test_cdk_synth_c_pipeline_true_builds_the_pipeline_from_cdk_json(tmp_path):
 
     raw = three_accounts()
     raw["pipeline"] = {"connection_arn": CONNECTION, "repository": "acme/fraud-endpoint"}
-    for name in ("staging", "prod"):
-        raw["environments"][name]["model_package"] = "rc-fraud-detection:latest-approved"
     folder = project(tmp_path / "three-accounts", raw)
     key = context_key("rc-fraud-detection:latest-approved", region=REGION, registry_account=ACCOUNTS["dev"])
     (folder / "cdk.context.json").write_text(json.dumps({key: APPROVED}))

@@ -105,7 +105,7 @@ def promotion(tmp_path_factory, sample_model, second_model):
     return seen
 
 
-def test_latest_approved_deploys_the_approved_version_with_todays_handler(promotion):
+def test_latest_approved_deploys_the_approved_version_and_its_handler(promotion):
     assert promotion["deploy"].returncode == 0, promotion["deploy"].stderr[-3000:]
     approved = promotion["versions"][2]
     url = approved["InferenceSpecification"]["Containers"][0]["ModelDataUrl"]
@@ -116,7 +116,7 @@ def test_latest_approved_deploys_the_approved_version_with_todays_handler(promot
         container = model["PrimaryContainer"]
         assert container["ModelDataUrl"] == url
         assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
-        assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"].startswith("s3://cdk-hnb659fds-assets-123456789012-us-east-1/")
+        assert container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"  # inside the archive
     assert promotion["outputs"]["ModelPackageArn"] == approved["ModelPackageArn"]
     # before: the configured model.tar.gz, as a CDK asset
     assert all(m["PrimaryContainer"]["ModelDataUrl"].startswith("s3://cdk-hnb659fds-assets-")

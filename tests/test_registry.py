@@ -72,18 +72,26 @@ def test_register_creates_pending_versions_with_the_endpoints_container(register
     first = versions()[1]
     container = first["InferenceSpecification"]["Containers"][0]
     assert container["Image"] == "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
-    assert container["ModelDataUrl"].startswith(f"s3://{BUCKET}/model-registry/{GROUP}/model-")
+    assert container["ModelDataUrl"].startswith(f"s3://{BUCKET}/model-registry/{GROUP}/")
     env = container["Environment"]
     assert env["SAGEMAKER_PROGRAM"] == "inference.py" and env["SAGEMAKER_CONTAINER_LOG_LEVEL"] == "20"
     assert env["SAGEMAKER_REGION"] == "us-east-1"
     assert env["HANDLER_MAX_REQUEST_BYTES"] == str(4 * 1024 * 1024)  # dev is serverless
-    assert env["SAGEMAKER_SUBMIT_DIRECTORY"].startswith(f"s3://{BUCKET}/model-registry/{GROUP}/code-")
-    # The uploaded archives are the ones registered: the model byte for byte, the code as a gzip tar.
+    assert env["SAGEMAKER_SUBMIT_DIRECTORY"] == "/opt/ml/model/code"  # the handler is in the archive
+    # The uploaded archive: the model's files as registered, and today's handler under code/.
+    import hashlib
+    import io
+    import tarfile
+
+    from serving_runtime.archive import archive_files
+    from serving_runtime.image import HANDLER_DIR
+
     s3 = boto3.client("s3")
     bucket, key = container["ModelDataUrl"].removeprefix("s3://").split("/", 1)
-    assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == sample_model.read_bytes()
-    import hashlib
-
+    with tarfile.open(fileobj=io.BytesIO(s3.get_object(Bucket=bucket, Key=key)["Body"].read()), mode="r:gz") as tar:
+        uploaded = {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}
+    assert uploaded == {**dict(archive_files(sample_model)),
+                        "code/inference.py": (HANDLER_DIR / "inference.py").read_bytes()}
     assert first["CustomerMetadataProperties"]["ModelSha256"] == hashlib.sha256(sample_model.read_bytes()).hexdigest()
 
 

@@ -38,6 +38,16 @@ class ModelData(abc.ABC):
     def from_s3_url(url: str) -> "ModelData":
         return _S3ModelData(url)
 
+    @staticmethod
+    def from_registered_package(url: str) -> "ModelData":
+        """A model registry version's archive: it holds its handler under `code/`
+        (`endpointctl register` packs it), so the handler approved is the one that runs."""
+        return _S3ModelData(url, includes_code=True)
+
+    # Whether the archive carries its handler under code/ (then SAGEMAKER_SUBMIT_DIRECTORY
+    # is /opt/ml/model/code, isolated or not).
+    includes_code = False
+
     @abc.abstractmethod
     def bind(self, scope: Construct, grantee: iam.IGrantable) -> str:
         """Grant `grantee` read access and return the S3 URL for `ModelDataUrl`."""
@@ -77,11 +87,15 @@ class _AssetModelData(ModelData):
 
 
 class _S3ModelData(ModelData):
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, includes_code: bool = False):
         match = S3_URL.match(url)
         if not match:
             raise ValueError(f"model_data must look like s3://bucket/key/model.tar.gz, got {url!r}")
         self.url, self.bucket, self.key = url, match["bucket"], match["key"]
+        self.includes_code = includes_code
+
+    def with_code(self, source: "SourceBundle") -> "ModelData":
+        return self if self.includes_code else super().with_code(source)
 
     def bind(self, scope: Construct, grantee: iam.IGrantable) -> str:
         grant_object_read(scope, grantee, self.bucket, self.key)
@@ -168,12 +182,13 @@ class SklearnModel(Construct):
         stack = cdk.Stack.of(self)
         self.role = role
         self.network = network
-        if network.isolation:
-            # No network: the code travels inside model.tar.gz under code/.
+        if network.isolation or model_data.includes_code:
+            # No network, or a registered version: the code travels inside model.tar.gz under code/.
             model_data = model_data.with_code(source)
             code_url = "/opt/ml/model/code"
         else:
             code_url = source.bind(self, role)
+        if not network.isolation:
             cdk.Annotations.of(self).add_warning_v2(
                 "sagemaker-serving:network-isolation-off",
                 f"model {self.node.path} is not network-isolated: its container can reach the network and holds "

@@ -66,6 +66,12 @@ class ModelRegistry(Construct):
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
+        # Control Tower CT.KMS.PR.3, as the data key: grants only for AWS resources.
+        key.add_to_resource_policy(iam.PolicyStatement(
+            sid="GrantsOnlyForAwsResources", effect=iam.Effect.DENY, principals=[iam.StarPrincipal()],
+            actions=["kms:CreateGrant"], resources=["*"],
+            conditions={"BoolIfExists": {"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}},
+        ))
         self.bucket = s3.Bucket(
             self,
             "Archives",

@@ -54,8 +54,11 @@ $(NGINX_DIR)/.installed:
 	$(NGINX_DIR)/usr/sbin/nginx -v
 	@touch $@
 
+# Four workers on two cores: the deploys and servers spend much of their time waiting.
+# Tests that share a set-up stay on one worker (tests/conftest.py); the ten slowest are listed.
+TEST_WORKERS ?= 4
 test: setup $(IMAGE_VENV)/.installed $(NGINX_DIR)/.installed
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --durations=10
 
 demo: setup
 	$(PY) -m endpointctl demo

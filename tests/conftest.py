@@ -138,3 +138,86 @@ def synthesized(sample_model: Path, tmp_path_factory: pytest.TempPathFactory) ->
     assembly = app.synth()  # raises if any cdk-nag finding is unacknowledged
     templates = {case: assembly.get_stack_artifact(stack.artifact_id).template for case, stack in stacks.items()}
     return Synthesized(outdir=outdir, templates=templates, stacks=stacks)
+
+
+# ------------------------------------------------------------ running in parallel
+# `make test` runs the suite on pytest-xdist workers. Tests that share an expensive
+# module fixture (a deploy, a moto server, the image's servers) stay on one worker, so it
+# is set up once; so do the tests that read the session's synth. Every other test goes
+# wherever a worker is free. (xdist's own `loadgroup` cannot be used: it renames node ids,
+# which pytest 9 no longer allows.) Workers write the groups they collected; the
+# controller's scheduler reads them. A plain `pytest` run is not affected.
+GROUPS_FILE = "SERVING_TEST_GROUPS"
+
+
+def _shared_setup(item: pytest.Item) -> str | None:
+    """The group of a test: its module if it uses a fixture shared beyond one test that
+    the module defines (or any module-scoped one; one group per value of a parametrized
+    one), else the synth's if it reads the synthesized templates."""
+    fixture_defs = getattr(item, "_fixtureinfo").name2fixturedefs
+    module_id = item.nodeid.split("::")[0]
+    shared = [name for name in item.fixturenames if fixture_defs.get(name) and (
+        fixture_defs[name][-1].scope == "module"
+        or (fixture_defs[name][-1].scope == "session" and fixture_defs[name][-1].baseid == module_id))]
+    if shared:
+        callspec = getattr(item, "callspec", None)
+        params = [str(callspec.params[n]) for n in shared if callspec and n in callspec.params]
+        return module_id + "".join(f"[{p}]" for p in params)
+    return "synth" if "synthesized" in item.fixturenames else None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        import tempfile
+
+        os.environ[GROUPS_FILE] = tempfile.mkstemp(prefix="test-groups-", suffix=".json")[1]  # workers inherit it
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if hasattr(config, "workerinput") and os.environ.get(GROUPS_FILE):
+        groups = {item.nodeid: group for item in items if (group := _shared_setup(item))}
+        # Longest first: deploys, then the other shared set-ups, the synth, single tests.
+        items.sort(key=lambda item: (not item.get_closest_marker("e2e"), groups.get(item.nodeid) in (None, "synth"),
+                                     item.nodeid not in groups))
+        partial = Path(f"{os.environ[GROUPS_FILE]}.{os.getpid()}")
+        partial.write_text(json.dumps(groups))
+        os.replace(partial, os.environ[GROUPS_FILE])  # every worker collects the same tests
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedSetupScheduling(LoadScopeScheduling):
+        """xdist's scope scheduling with our groups as scopes; each other test alone."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            if not hasattr(self, "_groups"):
+                self._groups = json.loads(Path(os.environ[GROUPS_FILE]).read_text() or "{}")
+            return self._groups.get(nodeid, nodeid)
+
+    config.option.loadscopereorder = False  # keep the order the workers sorted
+    return SharedSetupScheduling(config, log)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and os.environ.get(GROUPS_FILE):
+        Path(os.environ.pop(GROUPS_FILE)).unlink(missing_ok=True)
+
+
+def project_model() -> Path:
+    """cdk.json's model_data (model.tar.gz beside it), as `make demo` trains it. Written
+    once, atomically: deploys on parallel workers read it while another may be writing."""
+    path = ROOT / "model.tar.gz"
+    if not path.exists():
+        from endpointctl.training import write_sample_model
+
+        partial = write_sample_model(ROOT / f".model.tar.gz.{os.getpid()}")
+        os.replace(partial, path)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _deploys_find_the_project_model(request: pytest.FixtureRequest) -> None:
+    if request.node.get_closest_marker("e2e"):
+        project_model()

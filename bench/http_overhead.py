@@ -39,6 +39,7 @@ from bench._common import (
     ms,
     run_wrk,
     sample_model,
+    spread,
     wrk_script,
 )
 

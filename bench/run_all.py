@@ -3,7 +3,7 @@
     python -m bench.run_all            # from the project root (or `make bench`)
 
 Each benchmark also runs alone: python -m bench.handler_cost (http_overhead,
-cold_start, batch_transform). They report, they do not assert: the exit code is 0
+cold_start, batch_transform, image_serving). They report, they do not assert: the exit code is 0
 whatever the verdicts, non-zero only if a benchmark could not run.
 """
 
@@ -20,7 +20,7 @@ import traceback
 
 from bench._common import ROOT, Result, machine, now_utc, table
 
-MODULES = ["handler_cost", "http_overhead", "cold_start", "batch_transform"]
+MODULES = ["handler_cost", "http_overhead", "cold_start", "batch_transform", "image_serving"]
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
 
 METHOD = """\
@@ -34,7 +34,10 @@ measured ÷ floor for times, measured ÷ floor (as a share) for rates.
   predict_fn → output_fn, in process) on the sample model from
   `endpointctl.training.write_sample_model`, against `model.predict_proba` on the
   already-parsed rows, alternated call by call. The handler's parts are timed in the
-  same rounds (details). 10,000-row CSV is answered as text/csv.
+  same rounds, wall clock and this thread's CPU time (details; on a loaded machine the
+  CPU-time ratio is the steadier). 10,000-row CSV is answered as text/csv; its details
+  also time `float()` of every field and `repr()` of every probability, what any
+  handler that keeps the values bit for bit pays.
 - **http_overhead**: `LocalEndpoint` (gunicorn, gevent workers as in the container) on
   loopback. p50: a sequential raw-socket client in another process alternates one HTTP
   request (new connection each, `Connection: close`) with one in-process
@@ -49,6 +52,14 @@ measured ÷ floor for times, measured ÷ floor (as a share) for rates.
   ≤ 6 MB POSTed as text/csv, Accept text/csv, output assembled into `<input>.out`)
   on 200,000 × 5 rows against a `LocalEndpoint`, against `np.loadtxt` of the whole file
   + `predict_proba`; alternated.
+- **image_serving**: the sklearn 1.2-1 image's own serving stack (nginx from
+  sagemaker-containers' template, gunicorn 20.0.4 + gevent on a unix socket, the image's
+  app on .venv-image's Python 3.9; `tests/image_serving/image_stack.py`, as the parity
+  test starts it), one stack per handler and worker count: ours, the image's default
+  (a handler with only `model_fn`), the guide's. `wrk -t1 -c(2 × workers)` with a Lua
+  POST script, rounds with the handlers' order rotated; ratios are ours ÷ the other,
+  per round. Not a pass/fail: the table above is the result (module docstring for the
+  details).
 """
 
 
@@ -82,6 +93,7 @@ def main() -> int:
         timings.append(f"{name} {time.perf_counter() - t0:.0f}s")
         print(table(rows), flush=True)
 
+    image_section = getattr(importlib.import_module("bench.image_serving"), "section", [])
     failed = [r.benchmark for r in results if r.passed is False]
     summary = (f"{sum(r.passed is True for r in results)} pass, {len(failed)} fail"
                + (f" ({'; '.join(failed)})" if failed else ""))
@@ -103,6 +115,7 @@ def main() -> int:
         "",
         table(results),
         "",
+        *(["## Three handlers in the image's own serving stack", "", *image_section, ""] if image_section else []),
         "## Details",
         "",
         *details,

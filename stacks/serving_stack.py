@@ -16,6 +16,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from serving_runtime.preflight import preflight_in_subprocess
+from sagemaker_serving.access_logs import log_access
 from sagemaker_serving.alarms import EndpointAlarms
 from sagemaker_serving.autoscaling import InstanceCountScaling, ProvisionedConcurrencyScaling
 from sagemaker_serving.dashboard import EndpointDashboard
@@ -145,7 +146,8 @@ class ServingStack(cdk.Stack):
 
         # The order is the template's: each unit adds statements to the roles built before it.
         self.key = self._data_key(env, removal)
-        self.bucket = self._bucket(env, removal)
+        # The access logs outlive the environment when they also log the registry, which is retained.
+        self.bucket = self._bucket(env, removal, keep_logs=env.retain_data or model_registry is not None)
         self.inference_role = self._inference_role(env)
         models = ModelFactory(
             self, env, role=self.inference_role, handler_dir=handler_dir,
@@ -302,7 +304,7 @@ class ServingStack(cdk.Stack):
         """What the delivery pipeline adds: the registry, the deployed version, the check role."""
         self.registry = ModelRegistry(
             self, "ModelRegistry", group_name=model_registry.group_name, bucket_name=model_registry.bucket_name,
-            reader_accounts=[a for a in registry_readers if a],
+            reader_accounts=[a for a in registry_readers if a], access_log_bucket=self.access_log_bucket,
         ) if model_registry is not None else None
         if self.registry is not None:
             cdk.CfnOutput(self, "ModelPackageGroupName", value=model_registry.group_name,
@@ -354,7 +356,8 @@ class ServingStack(cdk.Stack):
                     role, keys, f"the registry's archives in account {registry_account} are encrypted with the "
                     "registry's key, whose id this stack cannot know at synth; only through S3 (kms:ViaService)")
 
-    def _bucket(self, env: Environment, removal: cdk.RemovalPolicy) -> s3.IBucket:
+    def _bucket(self, env: Environment, removal: cdk.RemovalPolicy, *, keep_logs: bool) -> s3.IBucket:
+        self.access_log_bucket: s3.IBucket | None = None
         if env.bucket == "import":
             imported = s3.Bucket.from_bucket_name(self, "Bucket", env.bucket_name)
             cdk.Annotations.of(imported).add_info(
@@ -362,7 +365,7 @@ class ServingStack(cdk.Stack):
                 "(the access_logs and retention settings apply to buckets this stack creates)"
             )
             return imported
-        self.access_log_bucket = self._access_log_bucket(env, removal)
+        self.access_log_bucket = self._access_log_bucket(env, keep=keep_logs)
         bucket = s3.Bucket(
             self,
             "Bucket",
@@ -378,7 +381,7 @@ class ServingStack(cdk.Stack):
             auto_delete_objects=not env.retain_data,
             lifecycle_rules=data_lifecycle_rules(env),
         )
-        self._log_access(bucket, env)
+        log_access(bucket, bucket_name=env.bucket_name, to=self.access_log_bucket, sid="S3ServerAccessLogDelivery")
         acknowledge_in_compliance_packs(
             bucket,
             "S3BucketReplicationEnabled",
@@ -393,34 +396,11 @@ class ServingStack(cdk.Stack):
             self._finish_auto_delete_provider(env)
         return bucket
 
-    def _log_access(self, bucket: s3.Bucket, env: Environment) -> None:
-        """Who read or wrote which object: S3 server access logs, delivered by the
-        logging service under a prefix naming this bucket. Written out rather than with
-        `server_access_logs_bucket`, whose policy-or-ACL choice hangs on a feature flag."""
-        prefix = f"{env.bucket_name}/"
-        resource = bucket.node.default_child
-        assert isinstance(resource, s3.CfnBucket)
-        resource.logging_configuration = s3.CfnBucket.LoggingConfigurationProperty(
-            destination_bucket_name=self.access_log_bucket.bucket_name, log_file_prefix=prefix
-        )
-        delivery = self.access_log_bucket.add_to_resource_policy(iam.PolicyStatement(
-            sid="S3ServerAccessLogDelivery",
-            principals=[iam.ServicePrincipal("logging.s3.amazonaws.com")],
-            actions=["s3:PutObject"],
-            resources=[self.access_log_bucket.arn_for_objects(f"{prefix}*")],
-            # Only logs of our bucket, from our account (S3 guide: the log-delivery policy).
-            # By name, not GetAtt: the bucket waits for this policy, which must not wait for it.
-            conditions={"ArnLike": {"aws:SourceArn": f"arn:{self.partition}:s3:::{env.bucket_name}"},
-                        "StringEquals": {"aws:SourceAccount": self.account}},
-        ))
-        if delivery.policy_dependable is not None:
-            resource.node.add_dependency(delivery.policy_dependable)  # logs can be delivered from the start
-
-    def _access_log_bucket(self, env: Environment, removal: cdk.RemovalPolicy) -> s3.IBucket:
+    def _access_log_bucket(self, env: Environment, *, keep: bool) -> s3.IBucket:
         """The target of the data bucket's access logs: an existing bucket from config, or
         one created here as S3 log delivery requires — SSE-S3 (log delivery cannot use
         SSE-KMS), no Object Lock, and a bucket policy letting logging.s3.amazonaws.com
-        put objects only for our bucket and account (`_log_access`)."""
+        put objects only for our bucket and account (`log_access`)."""
         logs_config = env.access_logs
         if logs_config.bucket:
             existing = s3.Bucket.from_bucket_name(self, "AccessLogBucket", logs_config.bucket)
@@ -439,7 +419,7 @@ class ServingStack(cdk.Stack):
                 expiration=cdk.Duration.days(logs_config.retention_days),
                 noncurrent_version_expiration=(
                     cdk.Duration.days(env.lifecycle.noncurrent_version_days)
-                    if env.retain_data and env.lifecycle.noncurrent_version_days is not None else None
+                    if keep and env.lifecycle.noncurrent_version_days is not None else None
                 ),
             ))
         log_bucket = s3.Bucket(
@@ -449,9 +429,9 @@ class ServingStack(cdk.Stack):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             enforce_ssl=True,
-            versioned=env.retain_data,
-            removal_policy=removal,
-            auto_delete_objects=not env.retain_data,
+            versioned=keep,
+            removal_policy=cdk.RemovalPolicy.RETAIN if keep else cdk.RemovalPolicy.DESTROY,
+            auto_delete_objects=not keep,
             lifecycle_rules=rules,
         )
         itself = (
@@ -470,7 +450,7 @@ class ServingStack(cdk.Stack):
             "Access logs are kept in this region for the configured retention; copying them elsewhere is the "
             "platform team's log-archive decision",
         )
-        if not env.retain_data:
+        if not keep:
             acknowledge_in_compliance_packs(
                 log_bucket, "S3BucketVersioningEnabled",
                 f"{env.name} access logs are disposable with the environment: retain_data is off, so cdk destroy "

@@ -88,12 +88,28 @@ def test_the_data_bucket_logs_access_to_a_log_bucket_s3_can_deliver_to(synthesiz
     policy = next(r for r in template["Resources"].values()
                   if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == {"Ref": log_id})
     (delivery,) = [s for s in policy["Properties"]["PolicyDocument"]["Statement"]
-                   if s.get("Principal") == {"Service": "logging.s3.amazonaws.com"}]
+                   if s.get("Sid") == "S3ServerAccessLogDelivery"]
+    assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
     assert delivery["Effect"] == "Allow" and delivery["Action"] == "s3:PutObject"
     assert json.dumps(delivery["Resource"]).endswith(f'"/{bucket["BucketName"]}/*"]]}}')
     assert delivery["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
     assert json.dumps(delivery["Condition"]["ArnLike"]["aws:SourceArn"]).endswith(f':s3:::{bucket["BucketName"]}"]]}}')
     assert policy["Properties"]["PolicyDocument"]["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def test_the_registry_in_dev_logs_to_the_same_log_bucket_which_outlives_dev(synthesized):
+    template = synthesized.templates["dev"]
+    registry_id = _logical_id(template, "ModelRegistryArchives", "AWS::S3::Bucket")
+    log_id = _logical_id(template, "AccessLogBucket", "AWS::S3::Bucket")
+    registry = template["Resources"][registry_id]
+    assert registry["Properties"]["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": log_id}
+    assert registry["Properties"]["LoggingConfiguration"]["LogFilePrefix"] == "acme-sm-rc-fraud-detection-registry/"
+    # The registry is retained, so its access logs are too (dev's data are not).
+    assert template["Resources"][log_id]["DeletionPolicy"] == "Retain" == registry["DeletionPolicy"]
+    assert data_bucket(synthesized, "dev")["DeletionPolicy"] == "Delete"
+    rules = registry["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rules == [{"Id": "AbortIncompleteUploads", "Status": "Enabled",
+                      "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}]
 
 
 def test_an_imported_bucket_gets_no_log_bucket(synthesized):

@@ -12,6 +12,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from sagemaker_serving.access_logs import log_access
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs
 
 ARCHIVE_PREFIX = "model-registry/"
@@ -34,6 +35,7 @@ class ModelRegistry(Construct):
         group_name: str,
         bucket_name: str,
         reader_accounts: Sequence[str] = (),
+        access_log_bucket: s3.IBucket | None = None,
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
@@ -83,6 +85,10 @@ class ModelRegistry(Construct):
             enforce_ssl=True,
             versioned=True,
             removal_policy=cdk.RemovalPolicy.RETAIN,
+            # Archives are content-addressed and kept, old versions too (the record of
+            # what was registered); an upload that never completed goes.
+            lifecycle_rules=[s3.LifecycleRule(
+                id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=cdk.Duration.days(7))],
         )
         if readers:
             principals = [iam.AccountPrincipal(a) for a in readers]
@@ -94,12 +100,15 @@ class ModelRegistry(Construct):
                 sid="OtherEnvironmentsDecryptArchives", principals=principals, actions=["kms:Decrypt"], resources=["*"],
                 conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"}},
             ))
-        why_no_logs = (
-            "Registered archives are written by endpointctl register and read by model containers; object access is "
-            "recorded by CloudTrail data events, which the platform team enables account-wide"
-        )
-        acknowledge(self.bucket, "AwsSolutions-S1", why_no_logs)
-        acknowledge_in_compliance_packs(self.bucket, "S3BucketLoggingEnabled", why_no_logs)
+        if access_log_bucket is not None:  # the stack's access-log bucket, retained with the registry
+            log_access(self.bucket, bucket_name=bucket_name, to=access_log_bucket, sid="S3ServerAccessLogDeliveryRegistry")
+        else:
+            why_no_logs = (
+                "This environment imports its data bucket, so it has no access-log bucket of its own; object access "
+                "to the archives is recorded by CloudTrail data events, which the platform team enables account-wide"
+            )
+            acknowledge(self.bucket, "AwsSolutions-S1", why_no_logs)
+            acknowledge_in_compliance_packs(self.bucket, "S3BucketLoggingEnabled", why_no_logs)
         acknowledge_in_compliance_packs(
             self.bucket, "S3BucketReplicationEnabled",
             "Versioned, KMS-encrypted and retained; cross-region copies are the platform team's DR decision",

@@ -72,7 +72,7 @@ synth: setup
 	cdk synth -c env=$${ENV:-dev}
 
 snapshot-update: setup
-	$(PY) -m pytest tests/test_snapshots.py --snapshot-update
+	$(PY) -m pytest tests/test_snapshots.py tests/test_docs.py --snapshot-update
 
 clean:
 	rm -rf $(VENV) $(IMAGE_VENV) .tools node_modules cdk.out .pytest_cache

@@ -3,7 +3,7 @@
     python -m bench.run_all            # from the project root (or `make bench`)
 
 Each benchmark also runs alone: python -m bench.handler_cost (http_overhead,
-cold_start, batch_transform, image_serving). They report, they do not assert: the exit code is 0
+cold_start, batch_transform, image_serving, release_plan). They report, they do not assert: the exit code is 0
 whatever the verdicts, non-zero only if a benchmark could not run.
 """
 
@@ -20,7 +20,7 @@ import traceback
 
 from bench._common import ROOT, Result, machine, now_utc, table
 
-MODULES = ["handler_cost", "http_overhead", "cold_start", "batch_transform", "image_serving"]
+MODULES = ["handler_cost", "http_overhead", "cold_start", "batch_transform", "image_serving", "release_plan"]
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
 
 METHOD = """\
@@ -60,6 +60,12 @@ measured ÷ floor for times, measured ÷ floor (as a share) for rates.
   POST script, rounds with the handlers' order rotated; ratios are ours ÷ the other,
   per round. Not a pass/fail: the table above is the result (module docstring for the
   details).
+- **release_plan**: `python -m endpointctl plan --format json` over two three-stack
+  assemblies (dev, staging, prod, synthesized in process as `cdk synth` does) whose model
+  differs (sample model, seeds 7 and 8), model diff included (both archives loaded and
+  scored on the 2,000-row reference sample in sandboxed children), against one bare
+  interpreter that loads both models and runs `predict_proba` on the same rows;
+  alternated. Target: under 10 s.
 """
 
 

@@ -27,7 +27,7 @@ from serving_runtime.loader import LoadedHandler, load_handler
 
 MODEL_DIR_IN_CONTAINER = "/opt/ml/model/"
 JSON = "application/json"
-SINGLE_ROW_REQUESTS = 50
+SINGLE_ROW_REQUESTS = 25
 
 
 def _body(result: Any) -> bytes:

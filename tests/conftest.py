@@ -45,6 +45,28 @@ def sample_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def retrained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample model retrained with another seed: a model release."""
+    from endpointctl.training import write_sample_model
+
+    return write_sample_model(tmp_path_factory.mktemp("model-v2") / "model.tar.gz", rows=3000, seed=8)
+
+
+@pytest.fixture(scope="session")
+def release_assemblies(sample_model: Path, retrained_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Cloud assemblies of dev, staging and prod before (`base`) and after (`retrained`)
+    a model release, synthesized as `cdk synth` does (endpointctl.plan.synth)."""
+    from endpointctl.plan.synth import synth_assembly
+
+    root = tmp_path_factory.mktemp("release")
+    environments = ("dev", "staging", "prod")
+    return {
+        "base": synth_assembly(serving_config(model_data=str(sample_model)), environments, root / "base"),
+        "retrained": synth_assembly(serving_config(model_data=str(retrained_model)), environments, root / "retrained"),
+    }
+
+
+@pytest.fixture(scope="session")
 def loaded_handler(sample_model: Path, tmp_path_factory: pytest.TempPathFactory):
     from serving_runtime.archive import unpack_model
     from serving_runtime.image import HANDLER_DIR

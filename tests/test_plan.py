@@ -16,9 +16,6 @@ from endpointctl.plan.synth import synth_assembly
 from tests.conftest import serving_config
 from tests.test_cli import endpointctl
 
-ALL = ("dev", "staging", "prod")
-
-
 def _with(serving: dict, env: str, **overrides) -> dict:
     changed = copy.deepcopy(serving)
     changed["environments"][env].update(overrides)
@@ -32,20 +29,12 @@ def _endpoint(serving: dict, env: str, **overrides) -> dict:
 
 
 @pytest.fixture(scope="session")
-def retrained_model(tmp_path_factory) -> Path:
-    from endpointctl.training import write_sample_model
-
-    return write_sample_model(tmp_path_factory.mktemp("model-v2") / "model.tar.gz", rows=3000, seed=8)
-
-
-@pytest.fixture(scope="session")
-def assemblies(sample_model, retrained_model, tmp_path_factory) -> dict[str, Path]:
-    """name -> cloud assembly; the base holds dev, staging and prod on model v1."""
+def assemblies(sample_model, release_assemblies, tmp_path_factory) -> dict[str, Path]:
+    """name -> cloud assembly; `base` holds dev, staging and prod on model v1, `retrained`
+    the same on v2 (conftest); each other variant changes one thing, in one stack."""
     base = serving_config(model_data=str(sample_model))
     prod_alarms = {**base["environments"]["prod"].get("alarms", {}), "model_latency_ms": 1500}
     variants = {
-        "base": (base, ALL),
-        "retrained": (serving_config(model_data=str(retrained_model)), ALL),
         "dev-again": (base, ("dev",)),
         "prod-alarm-threshold": (_with(base, "prod", alarms=prod_alarms), ("prod",)),
         "prod-instance-type": (_endpoint(base, "prod", instance_type="ml.m5.xlarge"), ("prod",)),
@@ -60,7 +49,8 @@ def assemblies(sample_model, retrained_model, tmp_path_factory) -> dict[str, Pat
                                                      "security_group_ids": ["sg-0a1b2c3d4e5f60718"]}), ("prod",)),
     }
     root = tmp_path_factory.mktemp("assemblies")
-    return {name: synth_assembly(serving, envs, root / name) for name, (serving, envs) in variants.items()}
+    built = {name: synth_assembly(serving, envs, root / name) for name, (serving, envs) in variants.items()}
+    return {**release_assemblies, **built}
 
 
 def plan_of(assemblies, head: str, *envs: str, base: str = "base") -> dict:
@@ -268,3 +258,27 @@ def test_bad_input_is_one_line(assemblies, tmp_path):
                                     "pass the folder `cdk synth` wrote (cdk.out)"
     unknown = endpointctl("plan", "--base", str(assemblies["base"]), "--head", str(assemblies["base"]), "--env", "qa")
     assert unknown.returncode == 1 and len(unknown.stderr.strip().splitlines()) <= 2 and "Traceback" not in unknown.stderr
+
+
+def test_replacement_rule_is_cfn_lints_registry_schema(assemblies):
+    """The create-only properties read from cfn-lint's bundled schemas are what cfn-lint
+    itself reports, for every resource type the app synthesizes."""
+    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
+
+    from endpointctl.plan.assembly import load_assembly
+    from endpointctl.plan.resources import create_only_properties
+
+    types = {r["Type"] for stack in load_assembly(assemblies["base"], option="--base").stacks.values()
+             for r in stack.resources.values()}
+    assert {"AWS::SageMaker::Model", "AWS::SageMaker::EndpointConfig", "AWS::SageMaker::Endpoint"} <= types
+    for resource_type in sorted(types):
+        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", resource_type).schema
+        expected = [p for p in schema.get("createOnlyProperties") or [] if p.startswith("/properties/")]
+        assert ["/properties/" + "/".join(p) for p in create_only_properties(resource_type)] == expected, resource_type
+
+
+def test_the_shipped_reference_sample_is_the_documented_one():
+    from endpointctl.plan.model_diff import DEFAULT_SAMPLE, DEFAULT_SAMPLE_ROWS, default_sample_text
+
+    assert DEFAULT_SAMPLE.read_text() == default_sample_text()
+    assert len(DEFAULT_SAMPLE.read_text().splitlines()) == DEFAULT_SAMPLE_ROWS

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,6 @@ class StackPlan:
     cost: dict[str, float | None]
     model_sides: tuple[Served, Served] | None = None
     model_diff: dict[str, Any] | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:

@@ -125,7 +125,7 @@ class EndpointPlan:
                 "summary": self.describe()}
 
 
-def _rollout(new_template: dict, endpoint_props: dict, new_variants: list[Variant], config_changes: bool) -> Rollout:
+def _rollout(endpoint_props: dict, new_variants: list[Variant], config_changes: bool) -> Rollout:
     if not config_changes:
         return Rollout("no_traffic_shift")
     if any(v.kind == "serverless" for v in new_variants):
@@ -185,7 +185,7 @@ def _updated(old_template: dict, new_template: dict, old_props: dict, new_props:
     old_config, new_config = target(old_props.get("EndpointConfigName")), target(new_props.get("EndpointConfigName"))
     config_changes = old_config != new_config or (new_config in changes and changes[new_config].action != "update")
     before, after = variants(old_template, old_config), variants(new_template, new_config)
-    rollout = _rollout(new_template, new_props, after, config_changes)
+    rollout = _rollout(new_props, after, config_changes)
     plan = EndpointPlan(name, "update", rollout=rollout)
     if config_changes:
         plan.risks += _update_rules(old_template, new_template, new_props, before, after, rollout, name)

@@ -9,8 +9,8 @@ that goes away widens too.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 import re
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from endpointctl.plan.risks import Risk

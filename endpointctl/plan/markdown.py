@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from endpointctl.plan import alarms, artifacts
 from endpointctl.plan.build import Plan, StackPlan
 

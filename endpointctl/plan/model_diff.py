@@ -6,12 +6,15 @@ credentials (the local AWS included)."""
 
 from __future__ import annotations
 
+import io
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ from serving_runtime.scoring import MODEL_DIR_IN_CONTAINER
 # The reference sample when none is given: the training data's shape, fixed seed.
 DEFAULT_SAMPLE_ROWS = 2000
 DEFAULT_SAMPLE_SEED = 20261129
+DEFAULT_SAMPLE = Path(__file__).with_name("reference_sample.csv")
 SCORING_TIMEOUT_S = 120
 PARALLEL_LOADS = 2
 
@@ -44,11 +48,21 @@ class Served:
 
 
 def write_default_sample(path: Path) -> Path:
+    """The default reference sample: DEFAULT_SAMPLE_ROWS rows of the training data's
+    shape (endpointctl.training.synthetic_transactions, DEFAULT_SAMPLE_SEED), shipped as a
+    file so a plan does not import scikit-learn to make it (tests/test_plan.py checks the
+    file is exactly that)."""
+    shutil.copyfile(DEFAULT_SAMPLE, path)
+    return path
+
+
+def default_sample_text() -> str:
     from endpointctl.training import synthetic_transactions
 
     features, _ = synthetic_transactions(DEFAULT_SAMPLE_ROWS, seed=DEFAULT_SAMPLE_SEED)
-    np.savetxt(path, features, delimiter=",", fmt="%.6f")
-    return path
+    buffer = io.StringIO()
+    np.savetxt(buffer, features, delimiter=",", fmt="%.6f")
+    return buffer.getvalue()
 
 
 class Scorer:
@@ -56,8 +70,14 @@ class Scorer:
 
     def __init__(self, sample: Path | None, workdir: Path):
         self.workdir = workdir
-        self.sample = sample or write_default_sample(workdir / "reference-sample.csv")
+        self.given_sample = sample
         self.results: dict[tuple, dict[str, Any]] = {}
+
+    @cached_property
+    def sample(self) -> Path:
+        """Written when the first model is scored: a plan without a model diff never pays
+        for importing scikit-learn here."""
+        return self.given_sample or write_default_sample(self.workdir / "reference-sample.csv")
 
     @staticmethod
     def unreachable(served: Served) -> str | None:
@@ -74,6 +94,9 @@ class Scorer:
 
     def score_all(self, sides: list[Served]) -> None:
         todo = list({s.key: s for s in sides if s.key not in self.results}.values())
+        if not todo:
+            return
+        self.sample  # noqa: B018 - written once, before the threads read it
         with ThreadPoolExecutor(max_workers=PARALLEL_LOADS) as pool:
             for served, result in zip(todo, pool.map(self._score_one, todo)):
                 self.results[served.key] = result

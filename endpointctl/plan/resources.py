@@ -12,15 +12,18 @@ which `cdk diff` does not list (../shared/reference/SAGEMAKER.md, "Second deploy
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from typing import Any, Iterator, Literal
 
 Action = Literal["add", "remove", "update", "replace"]
 # Not a resource CloudFormation creates for the stack's purpose: CDK's version report.
 IGNORED_TYPES = ("AWS::CDK::Metadata",)
 SCHEMA_REGION = "us-east-1"
+CUSTOM_RESOURCE = "AWS::CloudFormation::CustomResource"
 
 
 @dataclass(frozen=True)
@@ -35,14 +38,31 @@ class ResourceChange:
 
 
 @cache
+def _schema_files() -> tuple[Path, dict[str, str]] | None:
+    """cfn-lint's bundled registry schemas: the region's type -> schema file map. Read
+    from its package data without importing cfn-lint (that import costs a second)."""
+    spec = importlib.util.find_spec("cfnlint")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    schemas = Path(next(iter(spec.submodule_search_locations))) / "data" / "schemas"
+    providers = schemas / "providers" / f"{SCHEMA_REGION}.json"
+    if not providers.is_file():
+        return None
+    return schemas / "resources", json.loads(providers.read_text())
+
+
+@cache
 def create_only_properties(resource_type: str) -> tuple[tuple[str, ...], ...]:
     """The type's create-only property paths (`/properties/A/*/B` → ("A", "*", "B"))."""
-    from cfnlint.schema import PROVIDER_SCHEMA_MANAGER
-
-    try:
-        schema = PROVIDER_SCHEMA_MANAGER.get_resource_schema(SCHEMA_REGION, resource_type).schema
-    except Exception:  # a type cfn-lint does not know: no property is known to replace
+    found = _schema_files()
+    if found is None:
+        raise RuntimeError("cfn-lint's registry schemas are not installed: pip install -r requirements-dev.txt")
+    resources, by_type = found
+    if resource_type.startswith("Custom::"):  # as cfn-lint reads them: a CloudFormation custom resource
+        resource_type = CUSTOM_RESOURCE
+    if resource_type not in by_type:  # a type the registry does not know (custom): nothing is known to replace
         return ()
+    schema = json.loads((resources / f"{by_type[resource_type]}.json").read_text())
     pointers = schema.get("createOnlyProperties") or []
     return tuple(tuple(p.removeprefix("/properties/").split("/")) for p in pointers if p.startswith("/properties/"))
 

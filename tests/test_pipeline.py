@@ -428,3 +428,16 @@ def test_cdk_synth_c_pipeline_true_builds_the_pipeline_from_cdk_json(tmp_path):
         "cdk synth: invalid configuration in cdk.json context 'serving':",
         "  - pipeline.connection_arn: missing; it is required",
     ]
+
+
+def test_c_pipeline_true_without_a_pipeline_key_is_one_line():
+    import aws_cdk as cdk
+
+    from stacks.app_stacks import build_stacks
+    from stacks.config import parse_config
+
+    with pytest.raises(ValueError) as raised:
+        build_stacks(cdk.App(context=CONTEXT), parse_config(serving_config()), env_name="dev", pipeline=True,
+                     refresh=False, context_file=None)
+    assert str(raised.value) == ("pipeline: missing; allowed: an object with connection_arn, repository and branch "
+                                 "(cdk.json context serving.pipeline) to synthesize with -c pipeline=true")

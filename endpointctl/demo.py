@@ -6,7 +6,7 @@ as the container would -> invoke with the guide's request -> batch-transform a C
 from batch-input/ to batch-output/ -> a second deploy: retrain, `endpointctl plan`, deploy
 the new model, serve what was deployed and check it is v2, v1 gone, nothing orphaned,
 the deploy did what the plan said -> a third deploy that only changes an alarm threshold
-(nothing else touched) -> cdk destroy -> show nothing billable remains.
+(nothing else touched) -> cdk destroy -> show no endpoint, config or model remains, and list what the stack keeps on purpose.
 Every process it starts is stopped on exit or Ctrl-C.
 """
 
@@ -145,6 +145,14 @@ def billable_leftovers() -> dict[str, list[str]]:
     }
 
 
+def retained_by_the_stack(template: Path) -> list[str]:
+    """What `cdk destroy` leaves on purpose: the template's DeletionPolicy Retain resources
+    (dev keeps the model registry and the access logs that record it)."""
+    resources = json.loads(template.read_text())["Resources"]
+    return [f"{logical_id} ({resource['Type']})" for logical_id, resource in resources.items()
+            if resource.get("DeletionPolicy") == "Retain"]
+
+
 def empty_and_delete_bucket(name: str) -> int:
     s3 = boto3.resource("s3")
     bucket = s3.Bucket(name)
@@ -230,10 +238,17 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
         else:
             print(f"    bucket {bucket}: deleted with the stack")
         seen["bucket_left"] = bucket in [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
+        seen["retained"] = retained_by_the_stack(cdk_out / f"{env.stack_name}.template.json")
+        for name in seen["retained"]:
+            print(f"    kept on purpose (DeletionPolicy Retain): {name}")
+        if seen["retained"]:
+            print("    on AWS these outlive the stack and are billed (a KMS key $1/month, buckets by storage): "
+                  "delete them by hand when you retire them")
         if any(leftovers.values()):
             raise CommandError(f"billable resources remain after cdk destroy: {leftovers}")
         seen["seconds"] = time.monotonic() - started
-        print(f"\nnothing billable remains. Done in {seen['seconds']:.0f} s.")
+        kept = f"; {len(seen['retained'])} resources kept on purpose, listed above" if seen["retained"] else ""
+        print(f"\nno endpoint, endpoint config or model remains{kept}. Done in {seen['seconds']:.0f} s.")
     return seen
 
 

@@ -61,8 +61,11 @@ def test_destroy_leaves_nothing_billable(seen):
     assert seen["leftovers"] == {"endpoints": [], "endpoint configs": [], "models": []}
 
 
-def test_destroy_leaves_no_dev_bucket(seen):
+def test_destroy_leaves_no_dev_bucket_and_names_what_it_keeps(seen):
     assert seen["bucket_left"] is False
+    # dev is the model registry's environment: the registry and its access logs outlive the stack
+    assert sorted(name.split(" (")[1] for name in seen["retained"]) == [
+        "AWS::KMS::Key)", "AWS::S3::Bucket)", "AWS::S3::Bucket)", "AWS::SageMaker::ModelPackageGroup)"]
 
 
 # ------------------------------------------- second deploys (the demo's steps 8 and 9)

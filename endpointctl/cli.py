@@ -14,7 +14,6 @@ from typing import NoReturn
 
 from endpointctl import arguments
 from endpointctl.cost import DEFAULT_DURATION_MS, DEFAULT_REQUESTS_PER_DAY
-from endpointctl.errors import CommandError
 from serving_runtime import preflight
 from serving_runtime.container import DEFAULT_PORT, MAX_WORKERS
 from serving_runtime.image import DEFAULT_PROGRAM, HANDLER_DIR

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import io
 import json
 import os
 import sys
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,17 @@ os.environ["PATH"] = f"{ROOT / 'node_modules' / '.bin'}{os.pathsep}{Path(sys.exe
 
 CDK_JSON = json.loads((ROOT / "cdk.json").read_text())
 CONTEXT: dict[str, Any] = CDK_JSON["context"]
+
+
+def tar_bytes(members: dict[str, bytes]) -> bytes:
+    """An uncompressed tar of (name, content): tests gzip it, or break it, as they need."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return raw.getvalue()
 
 
 def serving_config(**overrides: Any) -> dict[str, Any]:

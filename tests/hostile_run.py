@@ -19,7 +19,6 @@ import http.client
 import json
 import random
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 
 from endpointctl.local import LocalEndpoint
 from endpointctl.training import write_sample_model
-from tests.test_image_parity import MALFORMED_DIFFERENCES, load_corpus
+from tests.test_image_parity import MALFORMED_DIFFERENCES
 from tests.test_local_endpoint import MALFORMED_HTTP, open_slow_connections, raw_exchange
 
 CODECS = sorted(set(encodings.aliases.aliases) | set(encodings.aliases.aliases.values())

@@ -4,7 +4,6 @@ the synth: whole gzip streams only, a limit on what unpacking writes, safe membe
 from __future__ import annotations
 
 import gzip
-import io
 import subprocess
 import sys
 import tarfile
@@ -21,17 +20,7 @@ from serving_runtime.archive import (
 )
 from serving_runtime.bundle import reproducible_targz
 from serving_runtime.errors import ServingError
-from tests.conftest import ROOT
-
-
-def tar_bytes(members: dict[str, bytes]) -> bytes:
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return raw.getvalue()
+from tests.conftest import ROOT, tar_bytes
 
 
 def corruptions(good: bytes) -> dict[str, bytes]:

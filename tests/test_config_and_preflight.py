@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
 import joblib
 import pytest
 
 from stacks.config import ConfigError, load_config, parse_config
-from tests.conftest import ROOT, env_config, serving_config
+from tests.conftest import ROOT, env_config, serving_config, tar_bytes
 
 
 def problems_of(raw) -> str:
@@ -109,13 +109,7 @@ def test_endpointctl_reports_broken_cdk_json_in_one_line_as_cdk_synth(tmp_path, 
 
 
 def archive(path: Path, members: dict[str, bytes]) -> Path:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    path.write_bytes(buffer.getvalue())
+    path.write_bytes(gzip.compress(tar_bytes(members)))
     return path
 
 

@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from endpointctl.errors import CommandError
 from serving_runtime.archive import prepare_code, unpack_model
@@ -86,9 +86,12 @@ def serve_forever(
             "--workers", str(settings.workers), "--timeout", str(settings.timeout), "--shown-as", model_data,
         ]
         with listener, untrusted_child(extra_env=passed_env, memory_bytes=SERVER_MEMORY_BYTES) as child:
-            process = child.popen(command, pass_fds=(listener.fileno(),))
-            listener.close()  # the child holds it now
-            return _wait_forwarding_signals(process)
+            def start() -> subprocess.Popen:
+                process = child.popen(command, pass_fds=(listener.fileno(),))
+                listener.close()  # the child holds it now
+                return process
+
+            return _run_forwarding_signals(start)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -101,16 +104,27 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 SERVER_MEMORY_BYTES = 4 * 1024**3
 
 
-def _wait_forwarding_signals(process: subprocess.Popen) -> int:
-    """Wait for the child; pass SIGTERM/SIGINT on so gunicorn stops its workers and the
-    sandbox's scratch HOME is removed after it."""
+def _run_forwarding_signals(start: Callable[[], subprocess.Popen]) -> int:
+    """Start the child and wait for it; pass SIGTERM/SIGINT on so gunicorn stops its
+    workers and the sandbox's scratch HOME is removed after it. A signal that arrives
+    while the child is being started is passed on once it exists: exiting then would
+    leave the child serving, orphaned."""
+    process: subprocess.Popen | None = None
+    received: list[int] = []
+
     def forward(signum: int, _frame: object) -> None:
-        if process.poll() is None:
+        if process is None:
+            received.append(signum)
+        elif process.poll() is None:
             process.send_signal(signum)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return process.wait()
+        process = start()
+        for signum in received:
+            process.send_signal(signum)
+        code = process.wait()
+        return 128 - code if code < 0 else code  # killed by signal N: exit 128 + N, as a shell reports it
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

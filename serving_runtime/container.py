@@ -26,6 +26,7 @@ import json
 import logging
 import os
 import re
+import signal
 import socket
 import time
 import traceback
@@ -377,6 +378,15 @@ def _refuse_chunk_sizes_nginx_refuses() -> None:
     body.ChunkedReader.parse_chunk_size = parse_chunk_size  # type: ignore[method-assign]
 
 
+def _stop_on_signals_until_serving(_arbiter: object, _worker: object) -> None:
+    """A forked worker holds the master's handlers until it installs its own; a SIGTERM
+    in between only queues in the worker's copy of the master, and the master then waits
+    its 30 s graceful timeout for a worker that never stops. Until the worker's own
+    handlers are in, SIGTERM and SIGINT stop it at once: it has no request to finish."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_gunicorn(app_factory: Callable[[], InvocationsApp], settings: ServerSettings) -> None:
     """Pre-fork gunicorn with gevent workers, as in the container. The app (and so the
     model) is built in the master before it binds, so the first 200 from /ping means the
@@ -394,6 +404,7 @@ def run_gunicorn(app_factory: Callable[[], InvocationsApp], settings: ServerSett
             self.cfg.set("keepalive", KEEPALIVE_S)
             self.cfg.set("accesslog", None)
             self.cfg.set("loglevel", "warning")
+            self.cfg.set("post_fork", _stop_on_signals_until_serving)
 
         def load(self) -> InvocationsApp:
             return app_factory()

@@ -90,14 +90,15 @@ def local_aws(port: int | None = None) -> Iterator[dict[str, str]]:
             process.wait(timeout=10)
 
 
-def cdk(*args: str, output: Path, quiet: bool = False) -> str:
-    """The real CDK CLI from node_modules (Node 22 on PATH)."""
+def cdk(*args: str, output: Path, quiet: bool = False, cwd: Path = PROJECT_ROOT) -> str:
+    """The real CDK CLI from node_modules (Node 22 on PATH), in the project folder
+    (its cdk.json names the app) unless `cwd` says otherwise."""
     binary = PROJECT_ROOT / "node_modules" / ".bin" / "cdk"
     if not binary.exists():
         raise CommandError("the aws-cdk CLI is not installed: run `make demo` (it runs npm ci)")
     env = {**os.environ, "PATH": f"{binary.parent}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     command = [str(binary), *args, "--output", str(output), "--no-notices", "--no-version-reporting"]
-    result = subprocess.run(command, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     if result.returncode in (130, -2) or "KeyboardInterrupt" in result.stderr:
         raise KeyboardInterrupt  # Ctrl-C reached cdk first: stop quietly, cleaning up
     if result.returncode != 0:
@@ -107,6 +108,15 @@ def cdk(*args: str, output: Path, quiet: bool = False) -> str:
             if line.strip().startswith(("✅", "Outputs", "✨")) or " = " in line:
                 print(f"    {line.strip()}")
     return result.stdout + result.stderr
+
+
+def bootstrap(output: Path) -> str:
+    """`cdk bootstrap aws://ACCOUNT/REGION`, run outside the project folder: inside it the
+    CLI first runs the whole app (preflight, synth, cdk-nag; ~8 s of CPU) although an
+    environment named on the command line needs none of it, and nothing in our cdk.json
+    (no qualifier, no toolkit stack name) changes the bootstrap stack."""
+    output.mkdir(parents=True, exist_ok=True)
+    return cdk("bootstrap", f"aws://{ACCOUNT}/{REGION}", output=output / "bootstrap.out", quiet=True, cwd=output)
 
 
 @dataclass
@@ -184,7 +194,7 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
             print(f"    wrote {model_path.name}")
 
         step(3, f"cdk bootstrap aws://{ACCOUNT}/{REGION}")
-        cdk("bootstrap", f"aws://{ACCOUNT}/{REGION}", output=cdk_out, quiet=True)
+        bootstrap(workdir)
         print("    bootstrapped (assets bucket and roles in the local AWS)")
 
         step(4, f"cdk deploy {env.stack_name} (preflight, synth, cdk-nag, upload, CloudFormation)")
@@ -221,10 +231,11 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
 
         endpoint.stop()
         head = release_retrained_model(workdir=workdir, env=env, base=cdk_out, seen=seen)
-        release_alarm_change(workdir=workdir, env=env, base=head, seen=seen)
+        deployed_last = release_alarm_change(workdir=workdir, env=env, base=head, seen=seen)
 
         step(10, f"cdk destroy {env.stack_name}")
-        cdk("destroy", "-c", f"env={env_name}", "--force", output=cdk_out, quiet=True)
+        # From the assembly deployed last: the stack as it stands, without running the app again.
+        cdk("destroy", env.stack_name, "--app", str(deployed_last), "--force", output=deployed_last, quiet=True)
         leftovers = billable_leftovers()
         seen["leftovers"] = leftovers
         for kind, names in leftovers.items():
@@ -238,7 +249,7 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
         else:
             print(f"    bucket {bucket}: deleted with the stack")
         seen["bucket_left"] = bucket in [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
-        seen["retained"] = retained_by_the_stack(cdk_out / f"{env.stack_name}.template.json")
+        seen["retained"] = retained_by_the_stack(deployed_last / f"{env.stack_name}.template.json")
         for name in seen["retained"]:
             print(f"    kept on purpose (DeletionPolicy Retain): {name}")
         if seen["retained"]:
@@ -303,8 +314,9 @@ def release_retrained_model(*, workdir: Path, env, base: Path, seen: dict) -> Pa
     return head
 
 
-def release_alarm_change(*, workdir: Path, env, base: Path, seen: dict) -> None:
-    """A change that does not touch the model: only the alarm is updated."""
+def release_alarm_change(*, workdir: Path, env, base: Path, seen: dict) -> Path:
+    """A change that does not touch the model: only the alarm is updated. Returns the
+    assembly it deployed."""
     from endpointctl.release import release
 
     step(9, f"a third deploy: the ModelLatency alarm threshold -> {LATENCY_THRESHOLD_MS} ms, nothing else")
@@ -314,6 +326,7 @@ def release_alarm_change(*, workdir: Path, env, base: Path, seen: dict) -> None:
                    deploy=lambda assembly: deploy_assembly(assembly, env.stack_name), on_plan=print_plan)
     seen["alarm_release"] = done
     report_release(done)
+    return head
 
 
 def print_plan(markdown: str) -> None:

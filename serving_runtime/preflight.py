@@ -15,6 +15,7 @@ untrusted child (`run_sandboxed`), never in a process that holds credentials.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Iterator
 
 from serving_runtime.archive import MAX_UNPACKED_BYTES_ENV, prepare_code, unpack_model
+from serving_runtime.bundle import bundle_entries
 from serving_runtime.errors import ServingError
 from serving_runtime.loader import load_handler
 from serving_runtime.sandbox import untrusted_child
@@ -212,9 +214,27 @@ def preflight_in_subprocess(
     credentials) and raise PreflightError with its report."""
     command = preflight_command(model_data, code=handler_dir, max_response_bytes=max_response_bytes,
                                 framework_version=framework_version)
+    checked = _what_is_checked(command, model_data, handler_dir)
+    if checked in _PASSED:
+        return
     result = run_sandboxed(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise PreflightError(f"preflight refused {model_data}:\n{(result.stdout + result.stderr).strip()}")
+    _PASSED.add(checked)
+
+
+# Preflights that passed in this process, by the bytes they checked: one app builds several
+# stacks (and the plan several apps) from the same artifact and handler, and each would
+# otherwise start a child and load the model again. A failure is never remembered.
+_PASSED: set[str] = set()
+
+
+def _what_is_checked(command: list[str], model_data: Path, handler_dir: Path) -> str:
+    digest = hashlib.sha256("\0".join([*command, os.environ.get(MAX_UNPACKED_BYTES_ENV, "")]).encode())
+    digest.update(model_data.read_bytes())
+    for name, content in bundle_entries(handler_dir) if handler_dir.is_dir() else [("", handler_dir.read_bytes())]:
+        digest.update(hashlib.sha256(name.encode() + b"\0" + content).digest())
+    return digest.hexdigest()
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

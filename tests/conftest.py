@@ -185,10 +185,18 @@ def synthesized(sample_model: Path, tmp_path_factory: pytest.TempPathFactory) ->
 GROUPS_FILE = "SERVING_TEST_GROUPS"
 
 
+# Session fixtures too costly to build on two workers: their users share one.
+SHARED_SESSION_FIXTURES = ("release_assemblies", "synthesized")
+
+
 def _shared_setup(item: pytest.Item) -> str | None:
-    """The group of a test: its module if it uses a fixture shared beyond one test that
-    the module defines (or any module-scoped one; one group per value of a parametrized
-    one), else the synth's if it reads the synthesized templates."""
+    """The group of a test: the first costly session fixture it uses (six stacks
+    synthesized for a release, the five of the synth), else its module if it uses a
+    fixture shared beyond one test that the module defines (or any module-scoped one; one
+    group per value of a parametrized one)."""
+    for name in SHARED_SESSION_FIXTURES:
+        if name in item.fixturenames:
+            return name
     fixture_defs = getattr(item, "_fixtureinfo").name2fixturedefs
     module_id = item.nodeid.split("::")[0]
     shared = [name for name in item.fixturenames if fixture_defs.get(name) and (
@@ -198,7 +206,7 @@ def _shared_setup(item: pytest.Item) -> str | None:
         callspec = getattr(item, "callspec", None)
         params = [str(callspec.params[n]) for n in shared if callspec and n in callspec.params]
         return module_id + "".join(f"[{p}]" for p in params)
-    return "synth" if "synthesized" in item.fixturenames else None
+    return None
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -212,9 +220,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if hasattr(config, "workerinput") and os.environ.get(GROUPS_FILE):
         groups = {item.nodeid: group for item in items if (group := _shared_setup(item))}
-        # Longest first: deploys, then the other shared set-ups, the synth, single tests.
-        items.sort(key=lambda item: (not item.get_closest_marker("e2e"), groups.get(item.nodeid) in (None, "synth"),
-                                     item.nodeid not in groups))
+        # Longest first: deploys, then the shared set-ups, then single tests.
+        items.sort(key=lambda item: (not item.get_closest_marker("e2e"), item.nodeid not in groups))
         partial = Path(f"{os.environ[GROUPS_FILE]}.{os.getpid()}")
         partial.write_text(json.dumps(groups))
         os.replace(partial, os.environ[GROUPS_FILE])  # every worker collects the same tests

@@ -85,17 +85,16 @@ class HandlerLoops:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and of its children (the gunicorn workers)."""
+    """utime + stime of a process and all its descendants: `endpointctl serve` runs the
+    server in a sandboxed child, whose gunicorn master forks the workers."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
-    pids = [pid]
-    try:
-        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        pass
-    for p in pids:
+    pending = [pid]
+    while pending:
+        p = pending.pop()
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            pending += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
         except OSError:
             continue
         total += (int(fields[11]) + int(fields[12])) / ticks

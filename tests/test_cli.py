@@ -21,9 +21,20 @@ def endpointctl(*args: str, env: dict | None = None, cwd=None):
 
 
 def test_help_answers_for_every_command():
-    for command in ("train-sample", "preflight", "serve", "invoke", "transform", "status", "cost", "demo"):
+    """Every command the parser has (read from it, so a new one is not forgotten), and
+    the top-level help lists each with its one-line summary."""
+    import argparse
+
+    from endpointctl.cli import build_parser
+
+    (commands,) = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert {"plan", "register", "approve", "reject", "smoke-test", "demo"} <= set(commands.choices)
+    top = endpointctl("--help")
+    assert top.returncode == 0
+    for command in commands.choices:
+        assert command in top.stdout
         result = endpointctl(command, "--help")
-        assert result.returncode == 0 and "usage: endpointctl" in result.stdout
+        assert result.returncode == 0 and f"usage: endpointctl {command}" in result.stdout, (command, result.stderr)
 
 
 def test_unreachable_aws_is_one_line():

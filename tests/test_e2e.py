@@ -127,7 +127,8 @@ def test_prod_deploys_and_destroys_keeping_only_its_retained_data(tmp_path):
         assert capture["KmsKeyId"] == deployed.outputs["DataKeyArn"]
         groups = [g["logGroupName"] for g in boto3.client("logs").describe_log_groups()["logGroups"]]
         assert "/aws/sagemaker/Endpoints/rc-fraud-detection-prod-realtime" in groups
-        cdk("destroy", "-c", "env=prod", "--force", output=tmp_path, quiet=True)
+        # From the assembly just deployed (the demo destroys the same way): no second synth.
+        cdk("destroy", prod.stack_name, "--app", str(tmp_path), "--force", output=tmp_path, quiet=True)
         assert billable_leftovers() == {"endpoints": [], "endpoint configs": [], "models": []}
         buckets = [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
         assert "acme-sm-rc-fraud-detection-prod" in buckets  # retained on purpose

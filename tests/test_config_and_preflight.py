@@ -185,3 +185,41 @@ def test_preflight_refuses_a_handler_that_fails_the_sample_request(tmp_path, sam
 def test_preflight_refuses_a_response_over_the_limit(sample_model):
     result = preflight(sample_model, ROOT / "inference", "--max-response-bytes", "20")
     assert result.returncode == 1 and "over the 20-byte limit" in result.stdout
+
+
+def test_the_synths_preflight_runs_once_per_bytes_checked_and_never_remembers_a_refusal(tmp_path, sample_model,
+                                                                                        monkeypatch):
+    """One app builds several stacks from one artifact: a passed preflight is remembered by
+    the bytes it checked (model, handler, limits), so a change to any of them runs it again."""
+    import shutil
+
+    from serving_runtime import preflight as module
+
+    runs: list[list[str]] = []
+    real = module.run_sandboxed
+
+    def counted(command, **kwargs):
+        runs.append(command)
+        return real(command, **kwargs)
+
+    monkeypatch.setattr(module, "run_sandboxed", counted)
+    monkeypatch.setattr(module, "_PASSED", set())
+    code = tmp_path / "code"
+    shutil.copytree(ROOT / "inference", code, ignore=shutil.ignore_patterns("__pycache__"))
+    model = tmp_path / "model.tar.gz"
+    shutil.copy(sample_model, model)
+
+    module.preflight_in_subprocess(model, handler_dir=code)
+    module.preflight_in_subprocess(model, handler_dir=code)
+    assert len(runs) == 1
+    module.preflight_in_subprocess(model, handler_dir=code, max_response_bytes=10_000)  # another limit
+    assert len(runs) == 2
+    (code / "inference.py").write_text((code / "inference.py").read_text() + "\n# changed\n")  # same name, new bytes
+    module.preflight_in_subprocess(model, handler_dir=code)
+    assert len(runs) == 3
+
+    (code / "inference.py").write_text("import xgboost\n")
+    for attempt in (4, 5):  # refused each time: a refusal is not remembered
+        with pytest.raises(module.PreflightError, match="failed to import"):
+            module.preflight_in_subprocess(model, handler_dir=code)
+        assert len(runs) == attempt

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from stacks.config import Environment, InstanceEndpoint, ServerlessEndpoint
+if TYPE_CHECKING:  # the config types load pydantic (~150 ms): `endpointctl serve` imports this module for its defaults
+    from stacks.config import Environment
 
 HOURS_PER_MONTH = 730
 # The traffic `cost` and `status` assume unless told otherwise.
@@ -71,6 +73,8 @@ def data_processed_line(requests_per_day: float) -> Line:
 
 
 def estimate(env: Environment, *, requests_per_day: float, duration_ms: float) -> list[Line]:
+    from stacks.config import InstanceEndpoint, ServerlessEndpoint
+
     if isinstance(env.endpoint, ServerlessEndpoint):
         lines = serverless_lines(env.endpoint.memory_mb, env.endpoint.provisioned_concurrency,
                                  requests_per_day=requests_per_day, duration_ms=duration_ms)
@@ -89,7 +93,7 @@ def render(env: Environment, lines: list[Line], *, requests_per_day: float, dura
         out.append(f"  {line.item:<{width}}  {line.quantity:>22}  at {line.unit_price:<22}  ${line.monthly_usd:>10,.2f}/month")
     total = sum(line.monthly_usd for line in lines)
     out.append(f"  {'total':<{width}}  {'':>22}     {'':<22}  ${total:>10,.2f}/month")
-    if isinstance(env.endpoint, InstanceEndpoint) and env.endpoint.autoscaling:
+    if env.endpoint.kind == "instance" and env.endpoint.autoscaling:
         ceiling = env.endpoint.autoscaling.max_instances
         extra = sum(INSTANCE_HOURLY.get(v.instance_type, 0.0) * HOURS_PER_MONTH * (ceiling - v.instance_count)
                     for v in env.endpoint.variants)

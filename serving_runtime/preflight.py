@@ -215,12 +215,13 @@ def preflight_in_subprocess(
     command = preflight_command(model_data, code=handler_dir, max_response_bytes=max_response_bytes,
                                 framework_version=framework_version)
     checked = _what_is_checked(command, model_data, handler_dir)
-    if checked in _PASSED:
+    if checked is not None and checked in _PASSED:
         return
     result = run_sandboxed(command, capture_output=True, text=True)
     if result.returncode != 0:
         raise PreflightError(f"preflight refused {model_data}:\n{(result.stdout + result.stderr).strip()}")
-    _PASSED.add(checked)
+    if checked is not None:
+        _PASSED.add(checked)
 
 
 # Preflights that passed in this process, by the bytes they checked: one app builds several
@@ -229,10 +230,16 @@ def preflight_in_subprocess(
 _PASSED: set[str] = set()
 
 
-def _what_is_checked(command: list[str], model_data: Path, handler_dir: Path) -> str:
+def _what_is_checked(command: list[str], model_data: Path, handler_dir: Path) -> str | None:
+    """A digest of everything the check reads; None if something cannot be read here
+    (the child then runs and says what)."""
     digest = hashlib.sha256("\0".join([*command, os.environ.get(MAX_UNPACKED_BYTES_ENV, "")]).encode())
-    digest.update(model_data.read_bytes())
-    for name, content in bundle_entries(handler_dir) if handler_dir.is_dir() else [("", handler_dir.read_bytes())]:
+    try:
+        digest.update(model_data.read_bytes())
+        entries = bundle_entries(handler_dir) if handler_dir.is_dir() else [("", handler_dir.read_bytes())]
+    except (OSError, ValueError):  # unreadable, missing, or a folder with no files
+        return None
+    for name, content in entries:
         digest.update(hashlib.sha256(name.encode() + b"\0" + content).digest())
     return digest.hexdigest()
 

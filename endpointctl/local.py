@@ -80,7 +80,7 @@ def serve_forever(
             raise CommandError(f"cannot listen on {settings.host}:{settings.port}: {error.strerror or error}") from None
         passed_env = {k: v for k, v in os.environ.items() if k.startswith(SERVING_VARIABLES)}
         command = [
-            sys.executable, "-m", "endpointctl.local",
+            sys.executable, "-m", "endpointctl.serve_child",
             "--model-data", str(model_archive.resolve()), "--code", str(code_source.resolve()),
             "--program", program, "--listen-fd", str(listener.fileno()),
             "--workers", str(settings.workers), "--timeout", str(settings.timeout), "--shown-as", model_data,
@@ -132,7 +132,7 @@ def _run_forwarding_signals(start: Callable[[], subprocess.Popen]) -> int:
 
 def _serve_in_sandbox(argv: list[str]) -> int:
     """The sandboxed half of `endpointctl serve`: unpack, load (time-bounded), serve on
-    the inherited socket. Run as `python -m endpointctl.local` by `serve_forever` only."""
+    the inherited socket. Run as `python -m endpointctl.serve_child` by `serve_forever` only."""
     import argparse
 
     parser = argparse.ArgumentParser(prog="endpointctl serve (sandboxed)")
@@ -173,6 +173,8 @@ def _serve_in_sandbox(argv: list[str]) -> int:
     except (ServingError, OSError) as error:
         print(f"endpointctl serve: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # SIGINT passed on while the model was loading: stopped, not a bug
+        return 128 + signal.SIGINT
     return 0
 
 
@@ -272,6 +274,3 @@ class LocalEndpoint:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-
-if __name__ == "__main__":
-    sys.exit(_serve_in_sandbox(sys.argv[1:]))

@@ -378,13 +378,22 @@ def _refuse_chunk_sizes_nginx_refuses() -> None:
     body.ChunkedReader.parse_chunk_size = parse_chunk_size  # type: ignore[method-assign]
 
 
-def _stop_on_signals_until_serving(_arbiter: object, _worker: object) -> None:
-    """A forked worker holds the master's handlers until it installs its own; a SIGTERM
-    in between only queues in the worker's copy of the master, and the master then waits
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)  # gunicorn's master stops workers with TERM or QUIT
+
+
+def _stop_on_signals_until_serving(arbiter: Any, _worker: object) -> None:
+    """A forked worker holds the master's handlers until it installs its own; a stop
+    signal in between only queues in the worker's copy of the master, which then waits
     its 30 s graceful timeout for a worker that never stops. Until the worker's own
-    handlers are in, SIGTERM and SIGINT stop it at once: it has no request to finish."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    handlers are in, a stop signal ends it at once (it has no request to finish), and
+    one that arrived since the fork ends it now."""
+    def stop_now(_signum: int, _frame: object) -> None:
+        os._exit(0)
+
+    for stop in STOP_SIGNALS:
+        signal.signal(stop, stop_now)
+    if any(queued in STOP_SIGNALS for queued in arbiter.SIG_QUEUE):
+        os._exit(0)
 
 
 def run_gunicorn(app_factory: Callable[[], InvocationsApp], settings: ServerSettings) -> None:

@@ -270,24 +270,43 @@ def serve_in(tmp: Path, model_data: Path, port: int) -> subprocess.Popen:
                             env={**os.environ, "TMPDIR": str(tmp)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGTERM while starting"])
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGINT", "SIGTERM while starting", "SIGINT while starting"])
 def test_serve_removes_its_temp_folder_when_stopped(sample_model, tmp_path, how):
+    """Stopped when serving or while starting (the model loading, gunicorn forking its
+    worker): it stops well within gunicorn's 30 s graceful timeout, with no traceback,
+    and leaves nothing in its temp folder."""
     from endpointctl.local import free_port, wait_for_ping
 
     port = free_port()
     process = serve_in(tmp_path / "tmp", sample_model, port)
     try:
-        if how == "SIGTERM while starting":
+        if how.endswith("while starting"):
             time.sleep(0.5)
         else:
             wait_for_ping(f"http://127.0.0.1:{port}", timeout=60, process=process)
-        process.send_signal(signal.SIGINT if how == "SIGINT" else signal.SIGTERM)
-        _, stderr = process.communicate(timeout=30)
+        process.send_signal(signal.SIGINT if how.startswith("SIGINT") else signal.SIGTERM)
+        _, stderr = process.communicate(timeout=20)
     finally:
         if process.poll() is None:
             process.kill()
     assert "Traceback" not in stderr
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_while_the_child_starts_is_passed_on_once_it_exists(signum):
+    """The signal arrives before the child exists (here: sent by `start` itself, before
+    it starts the child); it reaches the child, and the exit code says which it was."""
+    from endpointctl.local import _run_forwarding_signals
+
+    def start() -> subprocess.Popen:
+        os.kill(os.getpid(), signum)  # handled at once, with no child to pass it to yet
+        return subprocess.Popen(["sleep", "30"])
+
+    started = time.monotonic()
+    assert _run_forwarding_signals(start) == 128 + signum
+    assert time.monotonic() - started < 10
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
 
 
 def test_serve_removes_its_temp_folder_on_an_error(sample_model, tmp_path):

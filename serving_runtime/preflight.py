@@ -27,10 +27,9 @@ from pathlib import Path
 from typing import Iterator
 
 from serving_runtime.archive import MAX_UNPACKED_BYTES_ENV, prepare_code, unpack_model
-from serving_runtime.bundle import bundle_entries
 from serving_runtime.errors import ServingError
 from serving_runtime.loader import load_handler
-from serving_runtime.sandbox import untrusted_child
+from serving_runtime.sandbox import INHERITED, untrusted_child
 from serving_runtime.image import (
     DEFAULT_FRAMEWORK_VERSION,
     DEFAULT_PROGRAM,
@@ -224,23 +223,36 @@ def preflight_in_subprocess(
         _PASSED.add(checked)
 
 
-# Preflights that passed in this process, by the bytes they checked: one app builds several
-# stacks (and the plan several apps) from the same artifact and handler, and each would
-# otherwise start a child and load the model again. A failure is never remembered.
+# Preflights that passed in this process, by what they read: one app builds several stacks
+# (and the plan several apps) from the same artifact and handler, and each would otherwise
+# start a child and load the model again. A refusal is never remembered. Assumed stable
+# within one process: the interpreter and its site-packages, and serving_runtime itself.
 _PASSED: set[str] = set()
 
 
 def _what_is_checked(command: list[str], model_data: Path, handler_dir: Path) -> str | None:
-    """A digest of everything the check reads; None if something cannot be read here
-    (the child then runs and says what)."""
-    digest = hashlib.sha256("\0".join([*command, os.environ.get(MAX_UNPACKED_BYTES_ENV, "")]).encode())
+    """A digest of everything the check reads (the command, the environment the sandbox
+    passes on, the archive, every file of the handler folder); None if something cannot
+    be read here: the child then runs and says what."""
+    inputs = [*command, *(f"{name}={os.environ.get(name, '')}" for name in (MAX_UNPACKED_BYTES_ENV, *INHERITED))]
     try:
-        digest.update(model_data.read_bytes())
-        entries = bundle_entries(handler_dir) if handler_dir.is_dir() else [("", handler_dir.read_bytes())]
-    except (OSError, ValueError):  # unreadable, missing, or a folder with no files
+        parts = [_file_digest(model_data)]
+        if handler_dir.is_dir():
+            files = sorted(path for path in handler_dir.rglob("*") if path.is_file())
+            parts += [[path.relative_to(handler_dir).as_posix(), _file_digest(path)] for path in files]
+        else:
+            parts.append(_file_digest(handler_dir))
+    except OSError:  # unreadable or missing
         return None
-    for name, content in entries:
-        digest.update(hashlib.sha256(name.encode() + b"\0" + content).digest())
+    # As JSON: no two different inputs give one text.
+    return hashlib.sha256(json.dumps([inputs, parts]).encode()).hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:  # in blocks: a model archive can be gigabytes
+        while block := stream.read(1 << 20):
+            digest.update(block)
     return digest.hexdigest()
 
 

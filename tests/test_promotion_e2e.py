@@ -166,7 +166,10 @@ def test_a_group_that_does_not_exist_stops_the_synth_in_one_line(promotion):
 def test_endpointctl_against_the_deployed_stack(promotion, tmp_path):
     """invoke, status and a real CreateTransformJob through the stack's outputs. moto
     answers invoke with a placeholder and completes transform jobs without output, so
-    this checks the calls, their parameters and the one-line errors, not predictions."""
+    this checks the calls, their parameters and the one-line errors, not predictions.
+    The dev stack here is the one deployed last: from the registry (`latest-approved`);
+    endpointctl reads this repository's cdk.json, whose dev has the same names. The
+    as-configured dev deploy is the demo's (tests/test_e2e.py)."""
     from endpointctl.demo import ACCOUNT, REGION
 
     # dev is deployed (the promotion fixture); staging is not

@@ -94,10 +94,13 @@ def _cpu_seconds(pid: int) -> float:
         p = pending.pop()
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            pending += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
-        except OSError:
+        except OSError:  # gone
             continue
         total += (int(fields[11]) + int(fields[12])) / ticks
+        try:
+            pending += [int(c) for c in Path(f"/proc/{p}/task/{p}/children").read_text().split()]
+        except OSError:  # gone since, or a kernel without CONFIG_PROC_CHILDREN
+            pass
     return total
 
 

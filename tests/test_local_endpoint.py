@@ -319,3 +319,21 @@ def test_serve_removes_its_temp_folder_on_an_error(sample_model, tmp_path):
     assert process.returncode == 1
     assert stderr.strip().splitlines() == [stderr.strip()] and "truncated or corrupt" in stderr
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_the_workers_entry_point_look_ups_answer_as_importlib_does():
+    """The worker reads the installed distributions once while gevent patches (its ~25
+    plugin look-ups); each look-up answers as importlib.metadata would, and the function
+    is back afterwards."""
+    from importlib import metadata
+
+    from serving_runtime.container import _entry_points_read_once
+
+    original = metadata.entry_points
+    expected = {group: sorted(original(group=group), key=str) for group in ("console_scripts", "pytest11", "no-such-group")}
+    with _entry_points_read_once():
+        assert metadata.entry_points is not original
+        for group, entries in expected.items():
+            assert sorted(metadata.entry_points(group=group), key=str) == entries
+    assert metadata.entry_points is original
+    assert expected["console_scripts"] and expected["no-such-group"] == []

@@ -25,13 +25,18 @@ class EnvironmentNames:
         return self.name[:1].upper() + self.name[1:]
 
     @property
-    def stack_name(self) -> str:
+    def name_prefix(self) -> str:
+        """`<team>-<project>-<environment>`: the stack, the endpoint and the batch jobs start with it."""
         return f"{self.project.team}-{self.project.project}-{self.name}"
+
+    @property
+    def stack_name(self) -> str:
+        return self.name_prefix
 
     @property
     def endpoint_name(self) -> str:
         suffix = "serverless" if self.endpoint.kind == "serverless" else "realtime"
-        return f"{self.project.team}-{self.project.project}-{self.name}-{suffix}"
+        return f"{self.name_prefix}-{suffix}"
 
     @property
     def endpoint_log_group(self) -> str:
@@ -40,7 +45,7 @@ class EnvironmentNames:
 
     @property
     def transform_job_prefix(self) -> str:
-        return f"{self.project.team}-{self.project.project}-{self.name}"
+        return self.name_prefix
 
     @property
     def iam_path(self) -> str:

@@ -12,7 +12,7 @@ import argparse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the config types load pydantic (~150 ms): `endpointctl serve` imports this module for its defaults
+if TYPE_CHECKING:  # the config types load pydantic (~150 ms); the endpoint's `kind` says which it is
     from stacks.config import Environment
 
 HOURS_PER_MONTH = 730
@@ -73,13 +73,10 @@ def data_processed_line(requests_per_day: float) -> Line:
 
 
 def estimate(env: Environment, *, requests_per_day: float, duration_ms: float) -> list[Line]:
-    from stacks.config import InstanceEndpoint, ServerlessEndpoint
-
-    if isinstance(env.endpoint, ServerlessEndpoint):
+    if env.endpoint.kind == "serverless":
         lines = serverless_lines(env.endpoint.memory_mb, env.endpoint.provisioned_concurrency,
                                  requests_per_day=requests_per_day, duration_ms=duration_ms)
     else:
-        assert isinstance(env.endpoint, InstanceEndpoint)
         lines = [instance_line(v.name, v.instance_type, v.instance_count) for v in env.endpoint.variants]
     return lines + [data_processed_line(requests_per_day)]
 

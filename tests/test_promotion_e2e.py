@@ -66,18 +66,16 @@ def second_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def promotion(tmp_path_factory, sample_model, second_model):
-    from endpointctl.demo import ACCOUNT, REGION, local_aws
+    from endpointctl.demo import bootstrap, local_aws
 
     work = tmp_path_factory.mktemp("promotion")
     seen: dict = {}
     with local_aws():
         as_configured = serving_config(model_data=str(sample_model))
         first = project(work / "as-configured", as_configured)
-        # Bootstrapped from `work`, which holds no cdk.json (endpointctl.demo.bootstrap says why).
-        for folder, step in ((work, ("bootstrap", f"aws://{ACCOUNT}/{REGION}")),
-                             (first, ("deploy", "-c", "env=dev", "--require-approval", "never"))):
-            done = cdk_in(folder, *step)
-            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        bootstrap(work)
+        done = cdk_in(first, "deploy", "-c", "env=dev", "--require-approval", "never")
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
         for argv in (("register", "--model-data", str(sample_model)), ("register", "--model-data", str(second_model)),
                      ("approve", "2", "--reason", "better recall"), ("register", "--model-data", str(sample_model)),
                      ("reject", "3", "--reason", "trained on the wrong month")):

@@ -21,6 +21,7 @@ PACKAGES = {
     "serving_runtime": sorted((ROOT / "serving_runtime").glob("*.py")),
     "endpointctl": sorted((ROOT / "endpointctl").glob("*.py")),
     "inference": sorted((ROOT / "inference").glob("*.py")),
+    "monitoring": sorted((ROOT / "monitoring").glob("*.py")),
     "bench": sorted((ROOT / "bench").glob("*.py")),
 }
 # Which of the project's packages each may import; anything else is a layering error.
@@ -29,13 +30,16 @@ ALLOWED = {
     "stacks": {"sagemaker_serving", "serving_runtime"},
     "sagemaker_serving": {"serving_runtime"},
     "serving_runtime": set(),
-    "endpointctl": {"stacks", "sagemaker_serving", "serving_runtime"},
+    "endpointctl": {"stacks", "sagemaker_serving", "serving_runtime", "monitoring"},
     "inference": set(),
-    "bench": {"endpointctl", "serving_runtime", "stacks"},
+    # Runs alone in the serving image as the scheduled monitoring job.
+    "monitoring": set(),
+    "bench": {"endpointctl", "serving_runtime", "stacks", "monitoring"},
 }
 THIRD_PARTY_FORBIDDEN = {
     "serving_runtime": {"aws_cdk", "constructs", "cdk_nag", "jsii"},
     "inference": {"aws_cdk", "constructs", "boto3", "botocore"},
+    "monitoring": {"aws_cdk", "constructs", "cdk_nag", "jsii"},
 }
 
 

@@ -9,8 +9,8 @@ import aws_cdk as cdk
 from serving_runtime.preflight import PreflightError
 from stacks.app_stacks import build_stacks, context_flag
 from stacks.checks import add_nag_packs
-from stacks.config import ConfigError, parse_config
-from stacks.model_package import REFRESH_CONTEXT_KEY
+from serving_config.config import ConfigError, parse_config
+from serving_config.model_package import REFRESH_CONTEXT_KEY
 
 app = cdk.App()
 try:

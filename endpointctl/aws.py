@@ -8,7 +8,7 @@ import boto3
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
 
 from endpointctl.errors import CommandError
-from stacks.config import Environment, load_config
+from serving_config.config import Environment, load_config
 
 
 def client(service: str):

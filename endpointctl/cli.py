@@ -188,7 +188,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from endpointctl.demo import main as demo_main
+    from devtools.demo import main as demo_main
 
     return demo_main()
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the config types load pydantic (~150 ms); the endpoint's `kind` says which it is
-    from stacks.config import Environment
+    from serving_config.config import Environment
 
 HOURS_PER_MONTH = 730
 # The traffic `cost` and `status` assume unless told otherwise.

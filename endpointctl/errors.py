@@ -12,6 +12,6 @@ def known_errors() -> tuple[type[BaseException], ...]:
 
     from serving_runtime.errors import ServingError
     from serving_runtime.preflight import PreflightError
-    from stacks.config import ConfigError
+    from serving_config.config import ConfigError
 
     return (CommandError, ServingError, PreflightError, ConfigError, ClientError, BotoCoreError, OSError)

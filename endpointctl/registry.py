@@ -27,7 +27,7 @@ from serving_runtime.archive import archive_files
 from serving_runtime.bundle import bundle_entries, reproducible_targz, source_bundle_bytes
 from serving_runtime.image import DEFAULT_PROGRAM, HANDLER_DIR, image_uri
 from serving_runtime.preflight import preflight_in_subprocess
-from stacks.model_package import list_versions
+from serving_config.model_package import list_versions
 
 REGISTRY_PREFIX = "model-registry"
 # Where the container finds the handler packed in the archive (the SDK's convention).
@@ -43,7 +43,7 @@ class Registry:
 
 
 def registry_environment(args: argparse.Namespace) -> str:
-    from stacks.config import load_config
+    from serving_config.config import load_config
 
     return args.env or load_config().registry_environment
 

@@ -14,7 +14,7 @@ from endpointctl.aws import client, describe, stack_outputs
 from endpointctl.errors import CommandError
 from endpointctl.invoke import explain_runtime_error
 
-# The guide's request (README, "Deploy, diff, destroy"; endpointctl.demo uses the same two rows).
+# The guide's request (README, "Deploy, diff, destroy"; devtools.demo uses the same two rows).
 GUIDE_REQUEST = {"instances": [[0.5, 1.2, 0.3, 0.8, 0.1], [-0.2, 0.7, 1.1, 0.4, 0.6]]}
 
 

@@ -24,7 +24,7 @@ from typing import Iterator
 from botocore.exceptions import ClientError
 
 from endpointctl.errors import CommandError
-from stacks.config import Environment
+from serving_config.config import Environment
 from endpointctl.invoke import post_local
 from serving_runtime.image import MIB
 

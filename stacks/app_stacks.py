@@ -1,6 +1,6 @@
 """What app.py builds: one environment's ServingStack (`-c env=NAME`), or the delivery
 pipeline with every environment as a stage (`-c pipeline=true`); each environment's
-`model_package` resolved first to one approved version (stacks.model_package)."""
+`model_package` resolved first to one approved version (serving_config.model_package)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 import aws_cdk as cdk
 
-from stacks.config import Environment, ServingConfig
-from stacks.model_package import CONTEXT_FILE, ModelPackageError, RegistrySettings, ResolvedPackage, resolve
+from serving_config.config import Environment, ServingConfig
+from serving_config.model_package import CONTEXT_FILE, ModelPackageError, RegistrySettings, ResolvedPackage, resolve
 from stacks.serving_stack import ServingStack
 
 

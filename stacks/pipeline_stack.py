@@ -24,8 +24,8 @@ from constructs import Construct
 
 from serving_runtime.image import PROJECT_ROOT
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs, acknowledge_wildcard_resource
-from stacks.config import Environment
-from stacks.model_package import REFRESH_CONTEXT_KEY, DeploymentChecks, RegistrySettings, ResolvedPackage
+from serving_config.config import Environment
+from serving_config.model_package import REFRESH_CONTEXT_KEY, DeploymentChecks, RegistrySettings, ResolvedPackage
 from stacks.serving_stack import ServingStack
 
 BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0

@@ -32,10 +32,10 @@ from sagemaker_serving.deployment_checks import DeploymentCheckRole
 from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle, sagemaker_principal
 from sagemaker_serving.registry import ModelRegistry
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs, acknowledge_wildcard_resource
-from sagemaker_serving.settings import DATA_CAPTURE_PREFIX, NetworkSettings
+from serving_config.settings import DATA_CAPTURE_PREFIX, NetworkSettings
 from serving_runtime.image import DEFAULT_PROGRAM, HANDLER_DIR, PROJECT_ROOT, image_uri
-from stacks.config import Environment, ServerlessEndpoint
-from stacks.model_package import DeploymentChecks, RegistrySettings, ResolvedPackage
+from serving_config.config import Environment, ServerlessEndpoint
+from serving_config.model_package import DeploymentChecks, RegistrySettings, ResolvedPackage
 
 SERVERLESS_NOT_ISOLATED = (
     "serverless endpoints take no network isolation (SageMaker); this environment's batch model is isolated"

@@ -151,7 +151,7 @@ def build_app(cases: dict[str, dict[str, Any]], outdir: Path):
 
     from stacks.app_stacks import registry_options
     from stacks.checks import add_nag_packs
-    from stacks.config import parse_config
+    from serving_config.config import parse_config
     from stacks.serving_stack import ServingStack
 
     app = cdk.App(context=CONTEXT, outdir=str(outdir))

@@ -12,7 +12,7 @@ from pathlib import Path
 import joblib
 import pytest
 
-from stacks.config import ConfigError, load_config, parse_config
+from serving_config.config import ConfigError, load_config, parse_config
 from tests.conftest import ROOT, env_config, serving_config, tar_bytes
 
 
@@ -93,12 +93,12 @@ def test_cdk_synth_refuses_bad_config_with_exit_1(tmp_path):
 
 
 def test_endpointctl_reports_broken_cdk_json_in_one_line_as_cdk_synth(tmp_path, monkeypatch, capsys):
-    import stacks.config
+    from serving_config import config
     from endpointctl.cli import main
 
     broken = tmp_path / "cdk.json"
     broken.write_text('{"app": "python app.py", "context": {"serving": {,}}}')
-    monkeypatch.setattr(stacks.config, "CDK_JSON", broken)
+    monkeypatch.setattr(config, "CDK_JSON", broken)
     assert main(["cost", "--env", "dev"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err

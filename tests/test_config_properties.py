@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stacks.config import ConfigError, parse_config
+from serving_config.config import ConfigError, parse_config
 from tests.conftest import CONTEXT
 
 JSON_VALUES = st.recursive(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from endpointctl.dashboard_picture import dashboard_body, render
+from devtools.dashboard_picture import dashboard_body, render
 from tests.conftest import ROOT
 
 PICTURE = ROOT / "docs" / "dashboard.svg"

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from endpointctl.demo import run_demo
-from stacks.config import load_config
+from devtools.demo import run_demo
+from serving_config.config import load_config
 
 pytestmark = pytest.mark.e2e
 
@@ -111,7 +111,7 @@ def test_prod_deploys_and_destroys_keeping_only_its_retained_data(tmp_path):
     (retain_data) and removes everything that bills."""
     import boto3
 
-    from endpointctl.demo import billable_leftovers, bootstrap, cdk, describe_deployment, local_aws
+    from devtools.demo import billable_leftovers, bootstrap, cdk, describe_deployment, local_aws
 
     with local_aws():
         bootstrap(tmp_path)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from stacks.config import ConfigError, parse_config
+from serving_config.config import ConfigError, parse_config
 from tests.conftest import CONTEXT, env_config
 from tests.test_stack import CASES, _logical_id, as_list, data_bucket, statements
 

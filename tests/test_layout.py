@@ -1,9 +1,11 @@
 """The direction of imports between the project's packages (README, "Layout").
 
-app.py → stacks → constructs (sagemaker_serving) → serving_runtime, and endpointctl →
-{stacks, serving_runtime}. The infrastructure never imports the operations CLI, the
-serving runtime imports neither the CDK nor the CLI, and the handler imports nothing of
-the project (it runs alone in the serving image). Read from the source, not by importing.
+app.py → stacks → constructs (sagemaker_serving) → serving_config → serving_runtime,
+endpointctl → {stacks, serving_config, serving_runtime}, and devtools → endpointctl. The
+infrastructure never imports the operations CLI, the CLI never imports the development
+tools, the serving runtime imports neither the CDK nor the CLI, and the handler imports
+nothing of the project (it runs alone in the serving image). Read from the source, not
+by importing.
 """
 
 from __future__ import annotations
@@ -18,23 +20,28 @@ PACKAGES = {
     "app": [ROOT / "app.py"],
     "stacks": sorted((ROOT / "stacks").glob("*.py")),
     "sagemaker_serving": sorted((ROOT / "constructs" / "sagemaker_serving").glob("*.py")),
+    "serving_config": sorted((ROOT / "serving_config").glob("*.py")),
     "serving_runtime": sorted((ROOT / "serving_runtime").glob("*.py")),
     "endpointctl": sorted((ROOT / "endpointctl").glob("*.py")),
+    "devtools": sorted((ROOT / "devtools").glob("*.py")),
     "inference": sorted((ROOT / "inference").glob("*.py")),
     "monitoring": sorted((ROOT / "monitoring").glob("*.py")),
     "bench": sorted((ROOT / "bench").glob("*.py")),
 }
 # Which of the project's packages each may import; anything else is a layering error.
 ALLOWED = {
-    "app": {"stacks", "serving_runtime"},
-    "stacks": {"sagemaker_serving", "serving_runtime"},
-    "sagemaker_serving": {"serving_runtime"},
+    "app": {"stacks", "serving_config", "serving_runtime"},
+    "stacks": {"sagemaker_serving", "serving_config", "serving_runtime"},
+    "sagemaker_serving": {"serving_config", "serving_runtime"},
+    "serving_config": {"serving_runtime"},
     "serving_runtime": set(),
-    "endpointctl": {"stacks", "sagemaker_serving", "serving_runtime", "monitoring"},
+    "endpointctl": {"stacks", "sagemaker_serving", "serving_config", "serving_runtime", "monitoring"},
+    # Development tools (the local AWS, the demo harness) drive the CLI; it never imports them.
+    "devtools": {"endpointctl", "stacks", "sagemaker_serving", "serving_config", "serving_runtime", "monitoring"},
     "inference": set(),
     # Runs alone in the serving image as the scheduled monitoring job.
     "monitoring": set(),
-    "bench": {"endpointctl", "serving_runtime", "stacks", "monitoring"},
+    "bench": {"endpointctl", "devtools", "serving_config", "serving_runtime", "stacks", "monitoring"},
 }
 THIRD_PARTY_FORBIDDEN = {
     "serving_runtime": {"aws_cdk", "constructs", "cdk_nag", "jsii"},

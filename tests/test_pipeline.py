@@ -69,8 +69,8 @@ def build_pipeline_app(raw: dict, outdir: Path):
     import aws_cdk as cdk
 
     from stacks.checks import add_nag_packs
-    from stacks.config import parse_config
-    from stacks.model_package import RegistrySettings, ResolvedPackage
+    from serving_config.config import parse_config
+    from serving_config.model_package import RegistrySettings, ResolvedPackage
     from stacks.pipeline_stack import PipelineSource, PipelineStack
 
     config = parse_config(raw)
@@ -277,7 +277,7 @@ def deployed_dev():
     alarm named as EndpointAlarms names them (moto's CloudFormation skips alarms)."""
     import boto3
 
-    from endpointctl.demo import local_aws
+    from devtools.demo import local_aws
 
     template = {"Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
                 "Outputs": {"EndpointName": {"Value": "rc-fraud-detection-dev-serverless"}}}
@@ -360,8 +360,8 @@ def test_smoke_test_fails_on_a_model_error(monkeypatch, capsys):
 
 
 def pipeline_error(raw: dict, **source) -> str:
-    from stacks.config import parse_config
-    from stacks.model_package import RegistrySettings
+    from serving_config.config import parse_config
+    from serving_config.model_package import RegistrySettings
     from stacks.pipeline_stack import PipelineSource, PipelineStack
     import aws_cdk as cdk
 
@@ -405,7 +405,7 @@ def test_a_pipeline_needs_accounts_regions_and_artifacts_it_can_reach():
 def test_cdk_synth_c_pipeline_true_builds_the_pipeline_from_cdk_json(tmp_path):
     """app.py with the real CLI: the pipeline from cdk.json's `pipeline` and `model_registry`
     keys, staging and prod on model_package versions read from cdk.context.json (no AWS)."""
-    from stacks.model_package import context_key
+    from serving_config.model_package import context_key
     from tests.test_promotion_e2e import cdk_in, project
 
     raw = three_accounts()
@@ -434,7 +434,7 @@ def test_c_pipeline_true_without_a_pipeline_key_is_one_line():
     import aws_cdk as cdk
 
     from stacks.app_stacks import build_stacks
-    from stacks.config import parse_config
+    from serving_config.config import parse_config
 
     with pytest.raises(ValueError) as raised:
         build_stacks(cdk.App(context=CONTEXT), parse_config(serving_config()), env_name="dev", pipeline=True,

@@ -7,7 +7,7 @@ import tarfile
 
 import pytest
 
-from stacks.config import ConfigError, parse_config
+from serving_config.config import ConfigError, parse_config
 from tests.conftest import env_config
 from tests.test_stack import data_bucket
 
@@ -258,7 +258,7 @@ def test_dev_has_an_idle_alarm_prod_does_not(synthesized):
 
 def test_cost_estimate_prints_its_assumed_prices():
     from endpointctl.cost import estimate, render
-    from stacks.config import load_config
+    from serving_config.config import load_config
 
     config = load_config()
     dev_lines = estimate(config.environment("dev"), requests_per_day=10_000, duration_ms=50)

@@ -66,7 +66,7 @@ def second_model(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def promotion(tmp_path_factory, sample_model, second_model):
-    from endpointctl.demo import bootstrap, local_aws
+    from devtools.demo import bootstrap, local_aws
 
     work = tmp_path_factory.mktemp("promotion")
     seen: dict = {}
@@ -168,7 +168,7 @@ def test_endpointctl_against_the_deployed_stack(promotion, tmp_path):
     The dev stack here is the one deployed last: from the registry (`latest-approved`);
     endpointctl reads this repository's cdk.json, whose dev has the same names. The
     as-configured dev deploy is the demo's (tests/test_e2e.py)."""
-    from endpointctl.demo import ACCOUNT, REGION
+    from devtools.demo import ACCOUNT, REGION
 
     # dev is deployed (the promotion fixture); staging is not
     missing = endpointctl("status", "--env", "staging")

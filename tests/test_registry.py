@@ -12,7 +12,7 @@ import json
 import boto3
 import pytest
 
-from stacks.model_package import ModelPackageError, context_key, look_up, resolve
+from serving_config.model_package import ModelPackageError, context_key, look_up, resolve
 from tests.test_cli import endpointctl
 
 GROUP = "rc-fraud-detection"
@@ -32,7 +32,7 @@ REGISTRY_TEMPLATE = {
 
 @pytest.fixture(scope="module")
 def registry_aws():
-    from endpointctl.demo import local_aws
+    from devtools.demo import local_aws
 
     with local_aws() as env:
         boto3.client("cloudformation").create_stack(StackName="rc-fraud-detection-dev",

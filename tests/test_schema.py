@@ -8,14 +8,14 @@ import json
 import jsonschema
 import pytest
 
-from stacks.schema import render, schemas
+from serving_config.schema import render, schemas
 from tests.conftest import CDK_JSON, ROOT
 
 
 @pytest.mark.parametrize("path, schema", list(schemas().items()), ids=lambda p: getattr(p, "name", ""))
 def test_committed_schema_is_fresh(path, schema):
     assert path.read_text() == render(schema), (
-        f"{path.relative_to(ROOT)} is stale: run `python -m stacks.schema` and commit it")
+        f"{path.relative_to(ROOT)} is stale: run `python -m serving_config.schema` and commit it")
 
 
 def test_cdk_json_is_valid_by_the_schema_and_a_typo_is_not():

@@ -537,7 +537,7 @@ def test_local_artifact_is_preflighted_at_synth(tmp_path):
     import aws_cdk as cdk
 
     from serving_runtime.preflight import PreflightError
-    from stacks.config import parse_config
+    from serving_config.config import parse_config
     from stacks.serving_stack import ServingStack
     from tests.conftest import serving_config
 
@@ -556,7 +556,7 @@ def test_local_artifact_is_preflighted_at_synth(tmp_path):
 def test_missing_local_artifact_says_how_to_make_one(tmp_path):
     import aws_cdk as cdk
 
-    from stacks.config import parse_config
+    from serving_config.config import parse_config
     from stacks.serving_stack import ServingStack
     from tests.conftest import serving_config
 

@@ -18,7 +18,7 @@ from aws_cdk import aws_sns as sns
 from constructs import Construct
 
 from sagemaker_serving.endpoint import ServingEndpoint
-from sagemaker_serving.settings import AlarmSettings
+from serving_config.settings import AlarmSettings
 
 MICROSECONDS_PER_MS = 1000
 

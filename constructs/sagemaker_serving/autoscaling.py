@@ -15,7 +15,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from sagemaker_serving.endpoint import ServingEndpoint
-from sagemaker_serving.settings import InstanceAutoscalingSettings, ProvisionedConcurrencySettings
+from serving_config.settings import InstanceAutoscalingSettings, ProvisionedConcurrencySettings
 
 
 def _resource_id(endpoint_name: str, variant: str) -> str:

@@ -17,9 +17,9 @@ from constructs import Construct
 
 from sagemaker_serving.image import SklearnImage
 from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle, sagemaker_principal
-from sagemaker_serving.settings import NetworkSettings
+from serving_config.settings import NetworkSettings
 from sagemaker_serving.nag import acknowledge_wildcard_resource
-from sagemaker_serving.settings import BATCH_INPUT_PREFIX, BATCH_OUTPUT_PREFIX
+from serving_config.settings import BATCH_INPUT_PREFIX, BATCH_OUTPUT_PREFIX
 
 INPUT_PREFIX = BATCH_INPUT_PREFIX
 OUTPUT_PREFIX = BATCH_OUTPUT_PREFIX

@@ -12,7 +12,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from sagemaker_serving.model import SklearnModel
-from sagemaker_serving.settings import DEFAULT_VARIANT_NAME, RolloutSettings, ServerlessSettings, VariantSettings
+from serving_config.settings import DEFAULT_VARIANT_NAME, RolloutSettings, ServerlessSettings, VariantSettings
 
 NAMESPACE = "AWS/SageMaker"
 # Instance (and serverless memory) utilization lives in its own namespace.

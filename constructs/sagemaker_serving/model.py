@@ -16,7 +16,7 @@ from serving_runtime.archive import archive_files
 from serving_runtime.bundle import bundle_entries, reproducible_targz, source_bundle_bytes, write_content_addressed
 from serving_runtime.image import DEFAULT_PROGRAM
 from sagemaker_serving.image import SklearnImage
-from sagemaker_serving.settings import NetworkSettings
+from serving_config.settings import NetworkSettings
 from sagemaker_serving.nag import (
     INLINE_POLICY_REASON,
     acknowledge,

@@ -30,7 +30,7 @@ def stack_names(base, head, environments: list[str] | None) -> list[str]:
     found = sorted(base.stacks.keys() | head.stacks.keys())
     if not environments:
         return found
-    from stacks.config import load_config
+    from serving_config.config import load_config
 
     config = load_config()
     wanted = [config.environment(name).stack_name for name in environments]

@@ -31,7 +31,7 @@ def synth_assembly(serving: dict[str, Any], environments: Iterable[str], outdir:
 
     from stacks.app_stacks import build_stacks
     from stacks.checks import add_nag_packs
-    from stacks.config import parse_config
+    from serving_config.config import parse_config
 
     config = parse_config(serving)
     app = cdk.App(context={**cdk_context(), **CLI_CONTEXT, "serving": serving}, outdir=str(outdir))

@@ -19,7 +19,7 @@ from pydantic import Discriminator, Field, PrivateAttr, Strict, ValidationError,
 from pydantic import model_validator
 from pydantic_core import PydanticCustomError
 
-from sagemaker_serving.settings import (
+from serving_config.settings import (
     INSTANCE_TYPE, AccessLogSettings, Flag, IdleHours, InstanceCount, InstanceType, AlarmSettings, InstanceAutoscalingSettings,
     LifecycleSettings, NetworkSettings, Problem,
     ProvisionedConcurrencySettings, RolloutSettings, ServerlessSettings, Settings, VariantSettings, allowing,
@@ -29,9 +29,9 @@ from serving_runtime.image import (
     DEFAULT_FRAMEWORK_VERSION, INSTANCE_PAYLOAD_LIMIT_BYTES, MIB, PROJECT_ROOT, SERVERLESS_PAYLOAD_LIMIT_BYTES,
     framework_versions,
 )
-from stacks.model_package import ALLOWED as REFERENCE_ALLOWED
-from stacks.model_package import GROUP_NAME, REFERENCE_PATTERN
-from stacks.names import EnvironmentNames
+from serving_config.model_package import ALLOWED as REFERENCE_ALLOWED
+from serving_config.model_package import GROUP_NAME, REFERENCE_PATTERN
+from serving_config.names import EnvironmentNames
 
 CONNECTION_ARN = r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
-from sagemaker_serving.settings import SAGEMAKER_NAME, SAGEMAKER_NAME_MAX
+from serving_config.settings import SAGEMAKER_NAME, SAGEMAKER_NAME_MAX
 
 IAM_ROLE_NAME_MAX = 64
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")

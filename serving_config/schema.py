@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from serving_runtime.image import PROJECT_ROOT
-from stacks.config import ServingConfig
+from serving_config.config import ServingConfig
 
 SCHEMA_DIR = PROJECT_ROOT / "schema"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"

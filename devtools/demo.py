@@ -30,7 +30,7 @@ from endpointctl.errors import CommandError
 from endpointctl.local import LocalEndpoint, fetch, free_port
 from serving_runtime.archive import archive_files
 from serving_runtime.image import PROJECT_ROOT
-from stacks.config import load_config
+from serving_config.config import load_config
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -54,7 +54,7 @@ def local_aws(port: int | None = None) -> Iterator[dict[str, str]]:
     The host is spelled `localhost`: moto fetches templates from its own S3 only then."""
     port = port or free_port()
     log = tempfile.TemporaryFile()
-    process = subprocess.Popen([sys.executable, "-m", "endpointctl.local_aws", "-H", "127.0.0.1", "-p", str(port)],
+    process = subprocess.Popen([sys.executable, "-m", "devtools.local_aws", "-H", "127.0.0.1", "-p", str(port)],
                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     env = {
         "AWS_ENDPOINT_URL": f"http://localhost:{port}",

@@ -63,7 +63,7 @@ test: setup $(IMAGE_VENV)/.installed $(NGINX_DIR)/.installed
 	$(PY) -m pytest -n $(TEST_WORKERS) --durations=10
 
 demo: setup
-	$(PY) -m endpointctl demo
+	$(PY) -m devtools.demo
 
 bench: setup
 	@command -v wrk >/dev/null || { echo "installing wrk (the load generator) with apt-get"; \

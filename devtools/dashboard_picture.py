@@ -4,7 +4,7 @@ Each widget is a box at its own grid position (24 columns wide, as CloudWatch la
 out) with its title and one line per metric or expression it plots. It is a map of what
 the dashboard contains, not a screenshot of data.
 
-Regenerate: python -m endpointctl.dashboard_picture cdk.out/rc-fraud-detection-prod.template.json docs/dashboard.svg
+Regenerate: python -m devtools.dashboard_picture cdk.out/rc-fraud-detection-prod.template.json docs/dashboard.svg
 """
 
 from __future__ import annotations

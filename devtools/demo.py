@@ -49,7 +49,7 @@ def step(number: int, text: str) -> None:
 
 @contextmanager
 def local_aws(port: int | None = None) -> Iterator[dict[str, str]]:
-    """A moto server on loopback (with endpointctl.local_aws's fixes); yields the
+    """A moto server on loopback (with devtools.local_aws's fixes); yields the
     environment that points AWS clients at it.
     The host is spelled `localhost`: moto fetches templates from its own S3 only then."""
     port = port or free_port()
@@ -384,3 +384,7 @@ def main() -> int:
             print("\ninterrupted: local AWS and endpoint stopped", file=sys.stderr)
             return 130
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -32,7 +32,7 @@ moto differs from CloudFormation; none changes what the stack asks for.
     a replacement are added, and all are updated in dependency order — otherwise a new
     model leaves the endpoint config pointing at the deleted old one.
 
-Run: python -m endpointctl.local_aws -H 127.0.0.1 -p PORT   (moto_server's arguments)
+Run: python -m devtools.local_aws -H 127.0.0.1 -p PORT   (moto_server's arguments)
 """
 
 from __future__ import annotations

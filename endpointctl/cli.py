@@ -103,8 +103,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_plan_arguments(p)
 
-    commands.add_parser("demo", help="the whole flow on a local AWS (moto): deploy, serve, invoke, transform, destroy")
-
     # The model registry (endpointctl.registry): versions in the registry environment's stack.
     registry_env = ENV_HELP + " holding the model registry (default: model_registry.environment, dev)"
     p = commands.add_parser("register", help="register model.tar.gz as a new version awaiting approval")
@@ -187,14 +185,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return run_plan(args)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from devtools.demo import main as demo_main
-
-    return demo_main()
-
-
 COMMANDS = {
-    "demo": cmd_demo,
     "train-sample": cmd_train_sample,
     "preflight": cmd_preflight,
     "serve": cmd_serve,

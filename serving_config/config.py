@@ -4,7 +4,7 @@ typed settings (pydantic) before any construct exists and before any AWS call.
 Each field's type holds its range; rules across fields are each class's `problems`.
 Every problem names the key, the value and what is allowed, and all of them are
 reported together in one `ConfigError`. `schema/serving.schema.json` is generated from
-these classes (`python -m stacks.schema`). No CDK import: `endpointctl` reads the same
+these classes (`python -m serving_config.schema`). No CDK import: `endpointctl` reads the same
 configuration without starting a jsii runtime.
 """
 

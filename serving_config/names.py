@@ -17,7 +17,7 @@ BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
 class EnvironmentNames:
-    """Mixed into `stacks.config.Environment`, which has the name, project, endpoint,
+    """Mixed into `serving_config.config.Environment`, which has the name, project, endpoint,
     inference_role and bucket these read."""
 
     @property

@@ -2,7 +2,7 @@
 
 `schema/serving.schema.json` describes the `serving` context; `schema/cdk.schema.json`
 is cdk.json as a whole (the same definitions under `context.serving`), for an editor to
-check cdk.json while you type. Regenerate with `python -m stacks.schema`;
+check cdk.json while you type. Regenerate with `python -m serving_config.schema`;
 tests/test_schema.py fails when a committed file is stale.
 """
 

@@ -1,6 +1,6 @@
 """The settings the constructs take, validated once: SageMaker's limits as types.
 
-The app's configuration (`stacks.config`) parses `cdk.json` into these same classes, so
+The app's configuration (`serving_config.config`) parses `cdk.json` into these same classes, so
 a construct receives what was checked, never a copy of it. A bad value becomes one
 problem naming the key, the value and what is allowed; every problem of a document is
 collected (see `Settings`). No CDK import: the configuration loads this without jsii.

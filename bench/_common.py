@@ -115,7 +115,7 @@ def sample_model() -> tuple[Path, Path]:
 
 
 def load_sample_handler():
-    from serving_runtime.image import HANDLER_DIR
+    from serving_config.paths import HANDLER_DIR
     from serving_runtime.loader import load_handler
 
     _, model_dir = sample_model()

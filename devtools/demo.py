@@ -29,7 +29,7 @@ import boto3
 from endpointctl.errors import CommandError
 from endpointctl.local import LocalEndpoint, fetch, free_port
 from serving_runtime.archive import archive_files
-from serving_runtime.image import PROJECT_ROOT
+from serving_config.paths import PROJECT_ROOT
 from serving_config.config import load_config
 
 ACCOUNT = "123456789012"

@@ -16,7 +16,8 @@ from endpointctl import arguments
 from endpointctl.cost import DEFAULT_DURATION_MS, DEFAULT_REQUESTS_PER_DAY
 from serving_runtime import preflight
 from serving_runtime.container import DEFAULT_PORT, MAX_WORKERS
-from serving_runtime.image import DEFAULT_PROGRAM, HANDLER_DIR
+from serving_config.paths import HANDLER_DIR
+from serving_runtime.image import DEFAULT_PROGRAM
 
 ENV_HELP = "environment from cdk.json (dev, staging, prod)"
 
@@ -52,8 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=arguments.whole_number(0, 2**32 - 1, what="a seed"), default=7, help="random seed (default: 7)")
 
     p = commands.add_parser("preflight", help="refuse an artifact that would fail on SageMaker (exit 1)")
-    preflight.add_arguments(p)
-    p.set_defaults(code=Path(_code_default()), program=_program_default())
+    preflight.add_arguments(p, default_code=Path(_code_default()))
+    p.set_defaults(program=_program_default())
 
     p = commands.add_parser("serve", help="serve the handler locally as the SageMaker sklearn container does")
     p.add_argument("--model-data", type=arguments.location, required=True, help="model.tar.gz: a local path or s3:// URL")

@@ -25,7 +25,8 @@ from endpointctl.aws import client, describe, environment, stack_outputs
 from endpointctl.errors import CommandError
 from serving_runtime.archive import archive_files
 from serving_runtime.bundle import bundle_entries, reproducible_targz, source_bundle_bytes
-from serving_runtime.image import DEFAULT_PROGRAM, HANDLER_DIR, image_uri
+from serving_config.paths import HANDLER_DIR
+from serving_runtime.image import DEFAULT_PROGRAM, image_uri
 from serving_runtime.preflight import preflight_in_subprocess
 from serving_config.model_package import list_versions
 

@@ -26,12 +26,13 @@ from serving_config.settings import (
     describe, integer, matching, one_of,
 )
 from serving_runtime.image import (
-    DEFAULT_FRAMEWORK_VERSION, INSTANCE_PAYLOAD_LIMIT_BYTES, MIB, PROJECT_ROOT, SERVERLESS_PAYLOAD_LIMIT_BYTES,
+    DEFAULT_FRAMEWORK_VERSION, INSTANCE_PAYLOAD_LIMIT_BYTES, MIB, SERVERLESS_PAYLOAD_LIMIT_BYTES,
     framework_versions,
 )
 from serving_config.model_package import ALLOWED as REFERENCE_ALLOWED
 from serving_config.model_package import GROUP_NAME, REFERENCE_PATTERN
 from serving_config.names import EnvironmentNames
+from serving_config.paths import PROJECT_ROOT
 
 CONNECTION_ARN = r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
 

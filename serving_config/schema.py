@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from serving_runtime.image import PROJECT_ROOT
 from serving_config.config import ServingConfig
+from serving_config.paths import PROJECT_ROOT
 
 SCHEMA_DIR = PROJECT_ROOT / "schema"
 DRAFT = "https://json-schema.org/draft/2020-12/schema"

@@ -12,12 +12,10 @@ from functools import cache
 from pathlib import Path
 
 IMAGES_JSON = Path(__file__).with_name("sklearn_images.json")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The image the guide deploys (SKLearnModel(framework_version="1.2-1")).
 DEFAULT_FRAMEWORK_VERSION = "1.2-1"
-# The handler that ships as SAGEMAKER_SUBMIT_DIRECTORY, and the file SAGEMAKER_PROGRAM names.
-HANDLER_DIR = PROJECT_ROOT / "inference"
+# The file SAGEMAKER_PROGRAM names in the handler folder (SAGEMAKER_SUBMIT_DIRECTORY).
 DEFAULT_PROGRAM = "inference.py"
 # What the handler loads from the model directory.
 MODEL_FILENAME = "model.joblib"

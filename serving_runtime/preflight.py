@@ -33,7 +33,6 @@ from serving_runtime.sandbox import INHERITED, untrusted_child
 from serving_runtime.image import (
     DEFAULT_FRAMEWORK_VERSION,
     DEFAULT_PROGRAM,
-    HANDLER_DIR,
     INSTANCE_PAYLOAD_LIMIT_BYTES,
     MODEL_FILENAME,
     framework_versions,
@@ -170,7 +169,7 @@ def run_preflight(
 def preflight_command(
     model_data: Path,
     *,
-    code: Path = HANDLER_DIR,
+    code: Path,
     program: str = DEFAULT_PROGRAM,
     framework_version: str = DEFAULT_FRAMEWORK_VERSION,
     max_response_bytes: int = INSTANCE_PAYLOAD_LIMIT_BYTES,
@@ -204,7 +203,7 @@ def run_sandboxed(command: list[str], *, timeout_s: float = PREFLIGHT_TIMEOUT_S,
 def preflight_in_subprocess(
     model_data: Path,
     *,
-    handler_dir: Path = HANDLER_DIR,
+    handler_dir: Path,
     max_response_bytes: int = INSTANCE_PAYLOAD_LIMIT_BYTES,
     framework_version: str = DEFAULT_FRAMEWORK_VERSION,
 ) -> None:
@@ -256,10 +255,13 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The preflight's options, shared by `endpointctl preflight` and `python -m serving_runtime.preflight`."""
+def add_arguments(parser: argparse.ArgumentParser, *, default_code: Path | None = None) -> None:
+    """The preflight's options, shared by `endpointctl preflight` (which passes the project's
+    handler as `default_code`) and `python -m serving_runtime.preflight` (which knows no
+    project: --code is then required)."""
     parser.add_argument("--model-data", type=Path, required=True, help="model.tar.gz to check")
-    parser.add_argument("--code", type=Path, default=HANDLER_DIR, help=f"handler folder or tar.gz (default: {HANDLER_DIR.name}/)")
+    parser.add_argument("--code", type=Path, default=default_code, required=default_code is None,
+                        help="handler folder or tar.gz" + (f" (default: {default_code})" if default_code else ""))
     parser.add_argument("--program", default=DEFAULT_PROGRAM, help=f"SAGEMAKER_PROGRAM (default: {DEFAULT_PROGRAM})")
     parser.add_argument("--framework-version", default=DEFAULT_FRAMEWORK_VERSION, choices=framework_versions(),
                         help=f"sklearn image version (default: {DEFAULT_FRAMEWORK_VERSION})")

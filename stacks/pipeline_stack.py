@@ -22,7 +22,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import pipelines
 from constructs import Construct
 
-from serving_runtime.image import PROJECT_ROOT
+from serving_config.paths import PROJECT_ROOT
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs, acknowledge_wildcard_resource
 from serving_config.config import Environment
 from serving_config.model_package import REFRESH_CONTEXT_KEY, DeploymentChecks, RegistrySettings, ResolvedPackage

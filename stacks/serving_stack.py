@@ -33,7 +33,8 @@ from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle, sagem
 from sagemaker_serving.registry import ModelRegistry
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs, acknowledge_wildcard_resource
 from serving_config.settings import DATA_CAPTURE_PREFIX, NetworkSettings
-from serving_runtime.image import DEFAULT_PROGRAM, HANDLER_DIR, PROJECT_ROOT, image_uri
+from serving_runtime.image import DEFAULT_PROGRAM, image_uri
+from serving_config.paths import HANDLER_DIR, PROJECT_ROOT
 from serving_config.config import Environment, ServerlessEndpoint
 from serving_config.model_package import DeploymentChecks, RegistrySettings, ResolvedPackage
 

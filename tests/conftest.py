@@ -82,7 +82,7 @@ def release_assemblies(sample_model: Path, retrained_model: Path, tmp_path_facto
 @pytest.fixture(scope="session")
 def loaded_handler(sample_model: Path, tmp_path_factory: pytest.TempPathFactory):
     from serving_runtime.archive import unpack_model
-    from serving_runtime.image import HANDLER_DIR
+    from serving_config.paths import HANDLER_DIR
     from serving_runtime.loader import load_handler
 
     model_dir = unpack_model(sample_model, tmp_path_factory.mktemp("model-dir"))

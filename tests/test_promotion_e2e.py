@@ -24,7 +24,7 @@ from urllib.parse import unquote
 import boto3
 import pytest
 
-from serving_runtime.image import PROJECT_ROOT
+from serving_config.paths import PROJECT_ROOT
 from tests.conftest import CDK_JSON, serving_config
 from tests.test_cli import endpointctl
 

@@ -84,7 +84,7 @@ def test_register_creates_pending_versions_with_the_endpoints_container(register
     import tarfile
 
     from serving_runtime.archive import archive_files
-    from serving_runtime.image import HANDLER_DIR
+    from serving_config.paths import HANDLER_DIR
 
     s3 = boto3.client("s3")
     bucket, key = container["ModelDataUrl"].removeprefix("s3://").split("/", 1)

@@ -134,10 +134,11 @@ def test_the_probe_finds_every_secret_when_loaded_without_the_sandbox(probe_arch
 
 
 def test_the_synth_preflight_loads_the_model_where_no_credentials_are(probe_archive, caller_with_credentials):
+    from serving_config.paths import HANDLER_DIR
     from serving_runtime.preflight import PreflightError, preflight_in_subprocess
 
     with pytest.raises(PreflightError) as refused:
-        preflight_in_subprocess(probe_archive)
+        preflight_in_subprocess(probe_archive, handler_dir=HANDLER_DIR)
     _assert_found_nothing(str(refused.value))
 
 

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any, Iterable
 
-from serving_runtime.image import PROJECT_ROOT
+from serving_config.paths import PROJECT_ROOT
 
 
 # What the cdk CLI adds to the context of the apps it runs (`--no-version-reporting`, as the

@@ -11,6 +11,9 @@ by importing.
 from __future__ import annotations
 
 import ast
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,10 +46,13 @@ ALLOWED = {
     "monitoring": set(),
     "bench": {"endpointctl", "devtools", "serving_config", "serving_runtime", "stacks", "monitoring"},
 }
+CDK_LIBRARIES = {"aws_cdk", "constructs", "cdk_nag", "jsii"}
 THIRD_PARTY_FORBIDDEN = {
-    "serving_runtime": {"aws_cdk", "constructs", "cdk_nag", "jsii"},
+    # The configuration core: the CLI reads it without starting the CDK's jsii runtime.
+    "serving_config": CDK_LIBRARIES,
+    "serving_runtime": CDK_LIBRARIES,
     "inference": {"aws_cdk", "constructs", "boto3", "botocore"},
-    "monitoring": {"aws_cdk", "constructs", "cdk_nag", "jsii"},
+    "monitoring": CDK_LIBRARIES,
 }
 
 
@@ -83,3 +89,19 @@ def test_no_cycle_between_packages() -> None:
 
     cycles = [p for p in graph if reaches(p, p, set())]
     assert not cycles, f"import cycle through {cycles}"
+
+
+def test_the_configuration_core_loads_without_the_cdk() -> None:
+    """Every module of serving_config imported in a fresh interpreter, as the CLI does:
+    no CDK library is loaded, not even through another package's import."""
+    probe = (
+        "import importlib, json, pkgutil, sys, serving_config\n"
+        "modules = [info.name for info in pkgutil.iter_modules(serving_config.__path__)]\n"
+        "for name in modules: importlib.import_module(f'serving_config.{name}')\n"
+        "print(json.dumps({'modules': modules, 'loaded': sorted(m.split('.')[0] for m in sys.modules)}))"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert {"config", "names", "schema", "settings", "model_package", "paths"} <= set(seen["modules"])
+    assert not CDK_LIBRARIES & set(seen["loaded"]), f"serving_config loaded {sorted(CDK_LIBRARIES & set(seen['loaded']))}"

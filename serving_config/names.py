@@ -8,17 +8,27 @@ services' limits, or CloudFormation fails late: `name_problems` says so at synth
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator, Literal
 
 from serving_config.settings import SAGEMAKER_NAME, SAGEMAKER_NAME_MAX
+
+if TYPE_CHECKING:
+    from serving_config.config import Endpoint, Project
 
 IAM_ROLE_NAME_MAX = 64
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
 class EnvironmentNames:
-    """Mixed into `serving_config.config.Environment`, which has the name, project, endpoint,
-    inference_role and bucket these read."""
+    """Mixed into `serving_config.config.Environment`, which declares what the names are
+    derived from (listed here for readers and type checkers; pydantic never sees them)."""
+
+    if TYPE_CHECKING:
+        name: str
+        project: Project
+        endpoint: Endpoint
+        inference_role: Literal["create", "import"]
+        bucket: Literal["create", "import"]
 
     @property
     def env_camel(self) -> str:

@@ -145,9 +145,9 @@ def run_transform_job(args: argparse.Namespace, env: Environment, *, max_payload
     job_name = env.transform_job_name()
     input_key = f"batch-input/{job_name}/{args.input.name}"
     output_prefix = f"batch-output/{job_name}/"
-    s3 = client("s3")
+    s3 = client("s3", env.region)
     describe(s3.upload_file, str(args.input), bucket, input_key)
-    sagemaker = client("sagemaker")
+    sagemaker = client("sagemaker", env.region)
     describe(
         sagemaker.create_transform_job,
         TransformJobName=job_name,

@@ -62,12 +62,20 @@ class ConfigError(ValueError):
         super().__init__(f"invalid configuration in cdk.json context '{CONTEXT_KEY}':\n{lines}")
 
 
-class CdkJsonError(ConfigError):
-    """cdk.json is not JSON at all."""
+class OneProblem(ConfigError):
+    """A problem said in one line, not listed under the context key."""
 
     def __init__(self, message: str):
         self.problems = [message]
         ValueError.__init__(self, message)
+
+
+class CdkJsonError(OneProblem):
+    """cdk.json is not JSON at all."""
+
+
+class UnknownEnvironment(OneProblem):
+    """`-c env=NAME` or `--env NAME` names no environment of cdk.json."""
 
 
 class ServerlessEndpoint(ServerlessSettings):
@@ -372,7 +380,7 @@ class ServingConfig(Project):
 
     def environment(self, name: str) -> Environment:
         if name not in self.environments:
-            raise ConfigError([f"env: {name!r} is not an environment; allowed: {', '.join(self.environments)}"])
+            raise UnknownEnvironment(f"env: {name!r} is not an environment; allowed: {', '.join(self.environments)}")
         return self.environments[name]
 
     @property

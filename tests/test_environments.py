@@ -248,3 +248,44 @@ def test_cdk_synth_refuses_an_unknown_tier_and_two_registry_hosts_one_line_each(
         assert failed.returncode != 0 and "Traceback" not in failed.stderr
         assert [line for line in failed.stderr.splitlines() if line.startswith(("cdk synth", "  - "))] == [
             "cdk synth: invalid configuration in cdk.json context 'serving':", f"  - {problem}"]
+
+
+# ------------------------------------------------------------ the local AWS
+
+
+@pytest.mark.e2e
+def test_qa_and_prod_dr_deploy_on_the_local_aws_and_answer_endpointctl(tmp_path, sample_model, monkeypatch, capsys):
+    """qa in the local AWS's region, prod-dr in DR_REGION (bootstrapped there too), each
+    deployed with the real CLI; endpointctl finds each in its own region."""
+    import boto3
+
+    import stacks.config
+    from endpointctl.cli import main
+    from endpointctl.demo import ACCOUNT, bootstrap, cdk, local_aws
+    from tests.test_promotion_e2e import cdk_in, project
+
+    folder = project(tmp_path / "named", with_qa_and_dr(serving_config(model_data=str(sample_model))))
+    monkeypatch.setattr(stacks.config, "CDK_JSON", folder / "cdk.json")
+    with local_aws():
+        bootstrap(tmp_path)
+        cdk("bootstrap", f"aws://{ACCOUNT}/{DR_REGION}", output=tmp_path / "bootstrap-dr.out", quiet=True, cwd=tmp_path)
+        for env in ("qa", "prod-dr"):
+            done = cdk_in(folder, "deploy", "-c", f"env={env}", "--require-approval", "never")
+            assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+        capsys.readouterr()
+
+        assert main(["status", "--env", "qa"]) == 0
+        assert capsys.readouterr().out.startswith("endpoint rc-fraud-detection-qa-serverless: InService")
+        assert main(["status", "--env", "prod-dr"]) == 0
+        status = capsys.readouterr().out
+        assert status.startswith("endpoint rc-fraud-detection-prod-dr-realtime: InService")
+        assert "variant AllTraffic: 2 instance(s)" in status
+
+        home = {s["StackName"] for s in boto3.client("cloudformation").describe_stacks()["Stacks"]}
+        dr = {s["StackName"] for s in boto3.client("cloudformation", region_name=DR_REGION).describe_stacks()["Stacks"]}
+        assert "rc-fraud-detection-qa" in home and "rc-fraud-detection-prod-dr" not in home
+        assert "rc-fraud-detection-prod-dr" in dr
+        sagemaker = boto3.client("sagemaker", region_name=DR_REGION)
+        endpoint = sagemaker.describe_endpoint(EndpointName="rc-fraud-detection-prod-dr-realtime")
+        config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+        assert config["DataCaptureConfig"]["DestinationS3Uri"] == "s3://acme-sm-rc-fraud-detection-prod-dr/data-capture/"

@@ -102,6 +102,20 @@ def test_the_registry_host_is_named_or_the_only_dev_tier_environment():
     assert parse_config(only_named).registry_environment == "qa"  # no dev tier: the first, as before
 
 
+def test_the_json_schema_takes_named_environments_with_a_tier():
+    import jsonschema
+
+    from stacks.schema import schemas
+
+    (serving,) = [schema for path, schema in schemas().items() if path.name == "serving.schema.json"]
+    validator = jsonschema.Draft202012Validator(serving)
+    assert not list(validator.iter_errors(named()))
+    for name, env in (("qa", {}), ("qa", {"tier": "uat"}), ("QA", {"tier": "staging"}), ("prod", {"tier": "dev"})):
+        raw = named()
+        raw["environments"][name] = env
+        assert list(validator.iter_errors(raw)), (name, env)
+
+
 # ------------------------------------------------------------------- names
 
 

@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Iterator, Literal
 
-from pydantic import BeforeValidator, Discriminator, Field, PrivateAttr, Strict, ValidationError, ValidationInfo, field_validator
-from pydantic import model_validator
+from pydantic import BeforeValidator, Discriminator, Field, PrivateAttr, Strict, ValidationError, ValidationInfo
+from pydantic import field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from sagemaker_serving.settings import (
@@ -341,9 +341,10 @@ class Pipeline(Settings):
                              "connection/ID (create it in the console and authorize it)")
     repository: matching(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", "owner/name")
     branch: matching(r"^[^\s~^:?*\[\\]+$", "a branch name") = "main"
-    stages: Annotated[tuple[EnvironmentName, ...], Field(min_length=1), allowing("a non-empty list of environments")] | None = (
-        Field(None, description="the environments the pipeline deploys, in order; default: all, tier dev first, then "
-              "staging, then prod"))
+    stages: Annotated[tuple[EnvironmentName, ...], Field(min_length=1),
+                      allowing("a non-empty list of environments")] | None = Field(
+        None, description="the environments the pipeline deploys, in order; default: all, tier dev first, then "
+        "staging, then prod")
 
 
 class ServingConfig(Project):

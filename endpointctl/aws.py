@@ -11,9 +11,10 @@ from endpointctl.errors import CommandError
 from serving_config.config import Environment, load_config
 
 
-def client(service: str):
+def client(service: str, region: str | None = None):
+    """A client in `region` (an environment's pinned region), else the profile's or AWS_REGION's."""
     try:
-        return boto3.client(service)
+        return boto3.client(service, region_name=region)
     except NoRegionError:
         raise CommandError("no AWS region: set AWS_DEFAULT_REGION or configure a profile with a region") from None
 
@@ -35,7 +36,7 @@ def environment(name: str) -> Environment:
 
 def stack_outputs(env_name: str) -> dict[str, str]:
     env = environment(env_name)
-    cloudformation = client("cloudformation")
+    cloudformation = client("cloudformation", env.region)
     try:
         stacks = describe(cloudformation.describe_stacks, StackName=env.stack_name)["Stacks"]
     except ClientError as error:

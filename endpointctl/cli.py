@@ -19,7 +19,8 @@ from serving_runtime.container import DEFAULT_PORT, MAX_WORKERS
 from serving_config.paths import HANDLER_DIR
 from serving_runtime.image import DEFAULT_PROGRAM
 
-ENV_HELP = "environment from cdk.json (dev, staging, prod)"
+# Any environment cdk.json names: each command checks the name against the configuration.
+ENV_HELP = "an environment named in cdk.json's serving.environments"
 
 
 def _code_default() -> str:

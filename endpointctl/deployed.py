@@ -20,11 +20,12 @@ STACK_ARTIFACT = "aws:cloudformation:stack"
 
 
 def write_deployed_assembly(env_name: str, out: Path) -> Path:
-    stack_name = environment(env_name).stack_name
+    env = environment(env_name)
+    stack_name = env.stack_name
     out.mkdir(parents=True, exist_ok=True)
     artifacts = {}
     try:
-        body = describe(client("cloudformation").get_template, StackName=stack_name,
+        body = describe(client("cloudformation", env.region).get_template, StackName=stack_name,
                         TemplateStage="Original")["TemplateBody"]
     except ClientError as error:
         if "does not exist" not in str(error):

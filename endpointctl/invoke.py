@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
 
-from endpointctl.aws import client, describe, stack_outputs
+from endpointctl.aws import client, describe, environment, stack_outputs
 from endpointctl.errors import CommandError
 
 
@@ -61,7 +61,7 @@ def run_invoke(args: argparse.Namespace) -> int:
         return 0
 
     endpoint_name = args.endpoint_name or stack_outputs(args.env)["EndpointName"]
-    runtime = client("sagemaker-runtime")
+    runtime = client("sagemaker-runtime", environment(args.env).region if args.env else None)
     if args.curl:
         print(curl_equivalent(endpoint_name, runtime.meta.region_name, content_type, args.accept, body))
     try:

@@ -10,7 +10,7 @@ import json
 
 from botocore.exceptions import ClientError
 
-from endpointctl.aws import client, describe, stack_outputs
+from endpointctl.aws import client, describe, environment, stack_outputs
 from endpointctl.errors import CommandError
 from endpointctl.invoke import explain_runtime_error
 
@@ -18,9 +18,9 @@ from endpointctl.invoke import explain_runtime_error
 GUIDE_REQUEST = {"instances": [[0.5, 1.2, 0.3, 0.8, 0.1], [-0.2, 0.7, 1.1, 0.4, 0.6]]}
 
 
-def alarms_of(endpoint_name: str) -> list[dict]:
+def alarms_of(endpoint_name: str, region: str | None = None) -> list[dict]:
     """The endpoint's alarms: EndpointAlarms names them `<endpoint>-<variant>-<what>`."""
-    cloudwatch = client("cloudwatch")
+    cloudwatch = client("cloudwatch", region)
     alarms: list[dict] = []
     kwargs = {"AlarmNamePrefix": f"{endpoint_name}-"}
     while True:
@@ -32,8 +32,9 @@ def alarms_of(endpoint_name: str) -> list[dict]:
 
 
 def run_smoke_test(args: argparse.Namespace) -> int:
+    region = environment(args.env).region
     name = stack_outputs(args.env)["EndpointName"]
-    runtime = client("sagemaker-runtime")
+    runtime = client("sagemaker-runtime", region)
     try:
         response = describe(runtime.invoke_endpoint, EndpointName=name, ContentType="application/json",
                             Accept="application/json", Body=json.dumps(GUIDE_REQUEST).encode())
@@ -44,7 +45,7 @@ def run_smoke_test(args: argparse.Namespace) -> int:
     if status != 200:
         raise CommandError(f"smoke test failed: {name} answered {status}: {body[:200]}")
     print(f"invoke {name} with the guide's request: 200 {body[:200]}")
-    alarms = alarms_of(name)
+    alarms = alarms_of(name, region)
     firing = sorted(a["AlarmName"] for a in alarms if a["StateValue"] == "ALARM")
     if firing:
         raise CommandError(f"smoke test failed: {len(firing)} alarm(s) of {name} in ALARM: {', '.join(firing)}")

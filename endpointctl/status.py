@@ -14,7 +14,7 @@ from endpointctl.errors import CommandError
 def run_status(args: argparse.Namespace) -> int:
     env = environment(args.env)
     name = stack_outputs(args.env)["EndpointName"]
-    sagemaker = client("sagemaker")
+    sagemaker = client("sagemaker", env.region)
     try:
         endpoint = describe(sagemaker.describe_endpoint, EndpointName=name)
     except ClientError as error:
@@ -29,7 +29,7 @@ def run_status(args: argparse.Namespace) -> int:
         else:
             size = f"{variant.get('CurrentInstanceCount', '?')} instance(s)"
         print(f"  variant {variant['VariantName']}: {size}, weight {variant.get('CurrentWeight', '?')}")
-    alarms = describe(client("cloudwatch").describe_alarms, AlarmNamePrefix=f"{name}-")["MetricAlarms"]
+    alarms = describe(client("cloudwatch", env.region).describe_alarms, AlarmNamePrefix=f"{name}-")["MetricAlarms"]
     if alarms:
         for alarm in alarms:
             print(f"  alarm {alarm['AlarmName']}: {alarm['StateValue']}")

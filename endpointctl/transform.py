@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import shutil
 import tempfile
 import time
@@ -143,13 +142,12 @@ def run_transform_job(args: argparse.Namespace, env: Environment, *, max_payload
 
     outputs = stack_outputs(args.env)
     bucket = outputs["BucketName"]
-    # The time says when; the suffix keeps two jobs started in the same second apart.
-    job_name = f"{env.transform_job_prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    job_name = env.transform_job_name()
     input_key = f"batch-input/{job_name}/{args.input.name}"
     output_prefix = f"batch-output/{job_name}/"
-    s3 = client("s3")
+    s3 = client("s3", env.region)
     describe(s3.upload_file, str(args.input), bucket, input_key)
-    sagemaker = client("sagemaker")
+    sagemaker = client("sagemaker", env.region)
     describe(
         sagemaker.create_transform_job,
         TransformJobName=job_name,

@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Iterator, Literal
 
-from pydantic import Discriminator, Field, PrivateAttr, Strict, ValidationError, ValidationInfo, field_validator
-from pydantic import model_validator
+from pydantic import BeforeValidator, Discriminator, Field, PrivateAttr, Strict, ValidationError, ValidationInfo
+from pydantic import field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from serving_config.settings import (
@@ -31,7 +31,7 @@ from serving_runtime.image import (
 )
 from serving_config.model_package import ALLOWED as REFERENCE_ALLOWED
 from serving_config.model_package import GROUP_NAME, REFERENCE_PATTERN
-from serving_config.names import EnvironmentNames
+from serving_config.names import ENVIRONMENT_NAME, ENVIRONMENT_NAME_ALLOWED, EnvironmentNames
 from serving_config.paths import PROJECT_ROOT
 
 CONNECTION_ARN = r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
@@ -39,12 +39,15 @@ CONNECTION_ARN = r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-
 CDK_JSON = PROJECT_ROOT / "cdk.json"
 CONTEXT_KEY = "serving"
 ENDPOINT_KINDS = ("serverless", "instance")
+# An environment's tier selects its defaults and rules; dev, staging and prod are their own tier.
+TIERS = ("dev", "staging", "prod")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 TRANSFORM_PAYLOAD_BUDGET_MB = 100  # MaxConcurrentTransforms x MaxPayloadInMB <= 100
 
 LowerName = matching(r"^[a-z][a-z0-9-]*[a-z0-9]$", "lowercase letters, digits and hyphens")
 PascalName = matching(r"^[A-Z][A-Za-z0-9]*$", "PascalCase letters and digits")
+EnvironmentName = matching(ENVIRONMENT_NAME, ENVIRONMENT_NAME_ALLOWED)
 Provision = one_of("create", "import")
 DEFAULT_MODEL_DATA = "model.tar.gz"  # beside cdk.json, as `endpointctl train-sample` writes it
 MODEL_DATA = r"^(s3://[\s\S]*|[\s\S]*\.tar\.gz)$"
@@ -60,12 +63,20 @@ class ConfigError(ValueError):
         super().__init__(f"invalid configuration in cdk.json context '{CONTEXT_KEY}':\n{lines}")
 
 
-class CdkJsonError(ConfigError):
-    """cdk.json is not JSON at all."""
+class OneProblem(ConfigError):
+    """A problem said in one line, not listed under the context key."""
 
     def __init__(self, message: str):
         self.problems = [message]
         ValueError.__init__(self, message)
+
+
+class CdkJsonError(OneProblem):
+    """cdk.json is not JSON at all."""
+
+
+class UnknownEnvironment(OneProblem):
+    """`-c env=NAME` or `--env NAME` names no environment of cdk.json."""
 
 
 class ServerlessEndpoint(ServerlessSettings):
@@ -181,9 +192,10 @@ class Encryption(Settings):
 
 
 class Environment(EnvironmentNames, Settings):
-    """One deployment target: its own stack, endpoint, bucket and roles."""
+    """One deployment target: its own stack, endpoint, bucket and roles. Its tier's
+    subclass holds the tier's defaults and rules; `name` is its key in `environments`."""
 
-    name: ClassVar[str]
+    tier: Literal["dev", "staging", "prod"]
     endpoint: Endpoint = ServerlessEndpoint()
     model_data: ModelDataReference = Field(DEFAULT_MODEL_DATA, description="default: the top-level model_data")
     model_package: matching(REFERENCE_PATTERN, REFERENCE_ALLOWED) | None = Field(
@@ -202,6 +214,7 @@ class Environment(EnvironmentNames, Settings):
     lifecycle: LifecycleSettings = LifecycleSettings()
     access_logs: AccessLogSettings = AccessLogSettings()
     _project: Project = PrivateAttr()
+    _name: str = PrivateAttr()
 
     @field_validator("endpoint", mode="before")
     @classmethod
@@ -214,6 +227,10 @@ class Environment(EnvironmentNames, Settings):
     @property
     def project(self) -> Project:
         return self._project
+
+    @property
+    def name(self) -> str:
+        return self._name
 
     def problems(self) -> Iterator[Problem]:
         if self.model_package is not None and "model_data" in self.model_fields_set:
@@ -239,13 +256,13 @@ class DevAlarmSettings(AlarmSettings):
 
 
 class DevEnvironment(Environment):
-    name: ClassVar[str] = "dev"
+    tier: Literal["dev"] = "dev"
     retain_data: Flag = False
     alarms: DevAlarmSettings = DevAlarmSettings()
 
 
 class StagingEnvironment(Environment):
-    name: ClassVar[str] = "staging"
+    tier: Literal["staging"] = "staging"
 
 
 class ProdAlarmSettings(AlarmSettings):
@@ -253,7 +270,7 @@ class ProdAlarmSettings(AlarmSettings):
 
 
 class ProdEnvironment(Environment):
-    name: ClassVar[str] = "prod"
+    tier: Literal["prod"] = "prod"
     log_retention_days: one_of(*LOG_RETENTION_DAYS) = 365
     # Validated even when absent: prod with no alarms key pages nobody, and is refused.
     alarms: ProdAlarmSettings = Field(default_factory=dict, validate_default=True)
@@ -277,10 +294,26 @@ class ProdEnvironment(Environment):
                    "at least 2 in prod (scale-in must not drop below two AZs)")
 
 
-class Environments(Settings):
-    dev: DevEnvironment = None
-    staging: StagingEnvironment = None
-    prod: ProdEnvironment = None
+def _known_tier(environment: Any) -> Any:
+    if isinstance(environment, dict) and environment.get("tier") not in TIERS:
+        allowed = " | ".join(json.dumps(t) for t in TIERS)
+        raise PydanticCustomError("not_allowed", "{allowed}", {
+            "allowed": f"{allowed} (an environment not named dev, staging or prod says its tier)", "key": "tier"})
+    return environment
+
+
+def _environments_schema(schema: dict[str, Any]) -> None:
+    """dev, staging and prod may leave out their tier (their name is their tier); any
+    other name says it."""
+    (pattern, union), = schema.pop("patternProperties").items()
+    schema["propertyNames"] = {"pattern": pattern}
+    schema["properties"] = dict(zip(TIERS, union["oneOf"]))
+    schema["additionalProperties"] = {**union, "required": ["tier"]}
+
+
+AnyEnvironment = Annotated[DevEnvironment | StagingEnvironment | ProdEnvironment, Discriminator("tier"),
+                           BeforeValidator(_known_tier)]
+Environments = Annotated[dict[EnvironmentName, AnyEnvironment], Field(json_schema_extra=_environments_schema)]
 
 
 class Project(Settings):
@@ -298,8 +331,8 @@ class ModelRegistry(Settings):
 
     group_name: matching(rf"^{GROUP_NAME}$", "letters, digits and single hyphens, at most 63") | None = Field(
         None, description="default: <team>-<project>")
-    environment: one_of("dev", "staging", "prod") | None = Field(None, description="default: dev, or the first "
-                                                                      "environment configured")
+    environment: EnvironmentName | None = Field(None, description="default: the environment of tier dev, or the first "
+                                                "environment configured")
 
 
 class Pipeline(Settings):
@@ -309,6 +342,10 @@ class Pipeline(Settings):
                              "connection/ID (create it in the console and authorize it)")
     repository: matching(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", "owner/name")
     branch: matching(r"^[^\s~^:?*\[\\]+$", "a branch name") = "main"
+    stages: Annotated[tuple[EnvironmentName, ...], Field(min_length=1),
+                      allowing("a non-empty list of environments")] | None = Field(
+        None, description="the environments the pipeline deploys, in order; default: all, tier dev first, then "
+        "staging, then prod")
 
 
 class ServingConfig(Project):
@@ -321,32 +358,53 @@ class ServingConfig(Project):
 
     @model_validator(mode="before")
     @classmethod
-    def _environments_inherit_model_data(cls, raw: Any) -> Any:
-        envs, model_data = (raw.get("environments"), raw.get("model_data")) if isinstance(raw, dict) else (None, None)
-        if not isinstance(envs, dict) or not isinstance(model_data, str) or not re.match(MODEL_DATA, model_data):
-            return raw  # a bad top-level model_data is reported once, at its own key
-        # An environment deploying a model_package takes no model_data (its own, if any, is refused).
-        inherit = lambda env: (  # noqa: E731
-            {"model_data": model_data, **env} if isinstance(env, dict) and "model_package" not in env else env)
-        return {**raw, "environments": {name: inherit(env) for name, env in envs.items()}}
+    def _environments_by_name(cls, raw: Any) -> Any:
+        """dev, staging and prod are their own tier; the environments take the top-level model_data."""
+        envs = raw.get("environments") if isinstance(raw, dict) else None
+        if not isinstance(envs, dict):
+            return raw
+        envs = {name: {"tier": name, **env} if name in TIERS and isinstance(env, dict) else env
+                for name, env in envs.items()}
+        model_data = raw.get("model_data")
+        if isinstance(model_data, str) and re.match(MODEL_DATA, model_data):  # a bad one is reported once, at its key
+            # An environment deploying a model_package takes no model_data (its own, if any, is refused).
+            envs = {name: {"model_data": model_data, **env} if isinstance(env, dict) and "model_package" not in env
+                    else env for name, env in envs.items()}
+        return {**raw, "environments": envs}
 
     def model_post_init(self, context: Any) -> None:
-        for env in self.environments.values():
-            env._project = self
+        for name, env in self.environments.items():
+            env._project, env._name = self, name
 
     @property
     def environments(self) -> dict[str, Environment]:
-        return {name: env for name, env in self.configured if env is not None}
+        return self.configured
 
     def environment(self, name: str) -> Environment:
         if name not in self.environments:
-            raise ConfigError([f"env: {name!r} is not an environment; allowed: {', '.join(self.environments)}"])
+            raise UnknownEnvironment(f"env: {name!r} is not an environment; allowed: {', '.join(self.environments)}")
         return self.environments[name]
 
     @property
+    def registry_hosts(self) -> list[str]:
+        """The environments whose stack may create the model registry: the one named, or
+        else those of tier dev (the first environment when none is)."""
+        if self.model_registry.environment is not None:
+            return [self.model_registry.environment]
+        dev_tier = [name for name, env in self.environments.items() if env.tier == "dev"]
+        return dev_tier or list(self.environments)[:1] or ["dev"]
+
+    @property
     def registry_environment(self) -> str:
-        configured = list(self.environments)
-        return self.model_registry.environment or ("dev" if "dev" in configured or not configured else configured[0])
+        return self.registry_hosts[0]
+
+    @property
+    def pipeline_environments(self) -> list[Environment]:
+        """What the pipeline deploys, in order: `pipeline.stages`, or every environment by tier."""
+        stages = self.pipeline.stages if self.pipeline else None
+        if stages is not None:
+            return [self.environments[name] for name in stages]
+        return sorted(self.environments.values(), key=lambda env: TIERS.index(env.tier))
 
     @property
     def registry_group(self) -> str:
@@ -357,8 +415,18 @@ class ServingConfig(Project):
         return f"{self.company}-sm-{self.team}-{self.project}-registry"
 
     def problems(self) -> Iterator[Problem]:
-        for env in self.environments.values():
+        for name, env in self.environments.items():
+            if name in TIERS and env.tier != name:
+                yield ("environments", name, "tier"), env.tier, f'"{name}" (an environment named after a tier has it)'
             yield from env.name_problems()
+        if len(self.registry_hosts) > 1:
+            yield (("model_registry", "environment"), None, f"one of {', '.join(self.registry_hosts)}: each is of tier "
+                   "dev and could host the model registry; name the one whose stack creates it")
+        stages = self.pipeline.stages if self.pipeline else None
+        for i, name in enumerate(stages or ()):
+            if name not in self.environments or name in stages[:i]:
+                yield (("pipeline", "stages", i), name, f"an environment configured ({', '.join(self.environments)}), "
+                       "each once")
         if self.model_registry.environment is not None and self.model_registry.environment not in self.environments:
             yield (("model_registry", "environment"), self.model_registry.environment,
                    f"a configured environment ({', '.join(self.environments)}): its stack creates the registry")
@@ -368,8 +436,12 @@ class ServingConfig(Project):
 
 
 def _key_path(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
-    """Without the endpoint kind pydantic puts in the path of a tagged union."""
-    return tuple(p for i, p in enumerate(loc) if not (i and loc[i - 1] == "endpoint" and p in ENDPOINT_KINDS))
+    """Without the endpoint kind and the tier pydantic puts in the path of a tagged
+    union, and the `[key]` it puts after a bad key of a map."""
+    def tag(i: int, part: str | int) -> bool:
+        return (i > 0 and loc[i - 1] == "endpoint" and part in ENDPOINT_KINDS) or (
+            i == 2 and loc[0] == "environments" and part in TIERS)
+    return tuple(p for i, p in enumerate(loc) if not tag(i, p) and p != "[key]")
 
 
 def parse_config(raw: Any) -> ServingConfig:

@@ -7,16 +7,26 @@ services' limits, or CloudFormation fails late: `name_problems` says so at synth
 
 from __future__ import annotations
 
-import re
+import secrets
+import time
 from typing import TYPE_CHECKING, Iterator, Literal
 
-from serving_config.settings import SAGEMAKER_NAME, SAGEMAKER_NAME_MAX
+from serving_config.settings import SAGEMAKER_NAME_MAX
 
 if TYPE_CHECKING:
     from serving_config.config import Endpoint, Project
 
 IAM_ROLE_NAME_MAX = 64
-BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+BUCKET_NAME_MAX = 63
+# An environment's name is part of its bucket's, stack's and SageMaker names: lowercase,
+# single hyphens. How long it may be depends on the team and project (`name_problems`).
+ENVIRONMENT_NAME = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
+ENVIRONMENT_NAME_ALLOWED = "lowercase letters, digits and single hyphens, starting with a letter (e.g. qa, prod-dr)"
+# A transform job is <name_prefix>-<UTC date>-<time>-<4 hex>: the time says when, the
+# hex keeps two jobs started in the same second apart.
+TRANSFORM_JOB_SUFFIX = "-%Y%m%d-%H%M%S-"
+# A name is blamed on the environment when a name as short as "dev" would fit.
+SHORT_ENVIRONMENT_NAME = "dev"
 
 
 class EnvironmentNames:
@@ -32,7 +42,8 @@ class EnvironmentNames:
 
     @property
     def env_camel(self) -> str:
-        return self.name[:1].upper() + self.name[1:]
+        """PascalCase: dev -> Dev, prod-dr -> ProdDr (role names, construct ids)."""
+        return "".join(part[:1].upper() + part[1:] for part in self.name.split("-"))
 
     @property
     def name_prefix(self) -> str:
@@ -56,6 +67,10 @@ class EnvironmentNames:
     @property
     def transform_job_prefix(self) -> str:
         return self.name_prefix
+
+    def transform_job_name(self, started: time.struct_time | None = None) -> str:
+        return (f"{self.transform_job_prefix}{time.strftime(TRANSFORM_JOB_SUFFIX, started or time.gmtime())}"
+                f"{secrets.token_hex(2)}")
 
     @property
     def iam_path(self) -> str:
@@ -83,18 +98,35 @@ class EnvironmentNames:
     def tags(self) -> dict[str, str]:
         return {"Team": self.project.team, "Project": self.project.project, "Environment": self.name}
 
-    def name_problems(self) -> Iterator[tuple[tuple[str], str, str]]:
-        """(key, value, what is allowed) for each derived name over its service's limit."""
-        p, endpoint = self.project, self.endpoint_name
-        if not re.match(SAGEMAKER_NAME, endpoint) or len(endpoint) > SAGEMAKER_NAME_MAX:
-            yield (("project",), p.project,
-                   f"a shorter team or project: endpoint name {endpoint!r} (from team, project and environment "
-                   f"'{self.name}') has {len(endpoint)} characters; at most {SAGEMAKER_NAME_MAX}")
-        for role in (self.inference_role_name, self.batch_role_name):
-            if len(role) > IAM_ROLE_NAME_MAX:
-                yield (("team_fullname",), p.team_fullname,
-                       f"a shorter team_fullname or project_camel: role name {role!r} has {len(role)} characters; "
-                       f"at most {IAM_ROLE_NAME_MAX}")
-        if not BUCKET_NAME.match(self.bucket_name) or "--" in self.bucket_name:
-            yield (("project",), p.project, f"a shorter company, team or project: bucket name {self.bucket_name!r} "
-                   "must be 3-63 lowercase letters, digits and single hyphens")
+    def limited_names(self) -> list[tuple[str, str, str, int]]:
+        """(what, name, the environment's part of it, its service's limit) for each name
+        derived from the environment's."""
+        return [
+            ("endpoint name", self.endpoint_name, self.name, SAGEMAKER_NAME_MAX),
+            ("transform job name", self.transform_job_name(time.gmtime(0)), self.name, SAGEMAKER_NAME_MAX),
+            ("inference role name", self.inference_role_name, self.env_camel, IAM_ROLE_NAME_MAX),
+            ("batch role name", self.batch_role_name, self.env_camel, IAM_ROLE_NAME_MAX),
+            ("bucket name", self.bucket_name, self.name, BUCKET_NAME_MAX),
+        ]
+
+    def name_problems(self) -> Iterator[tuple[tuple[str, ...], str, str]]:
+        """(key, value, what is allowed) for the derived names over their services' limits:
+        one line on the environment's name when a name as short as "dev" would fit, else
+        one per name on the project's names (no environment name would fit)."""
+        p = self.project
+        too_long = [(what, name, len(name) - len(part), limit) for what, name, part, limit in self.limited_names()
+                    if len(name) > limit]
+        blamed = [(what, name, limit) for what, name, rest, limit in too_long
+                  if rest + len(SHORT_ENVIRONMENT_NAME) <= limit]
+        if blamed:
+            what, name, limit = max(blamed, key=lambda found: len(found[1]) - found[2])
+            yield (("environments", self.name), self.name,
+                   f"a shorter environment name: its {what} {name!r} has {len(name)} characters; at most {limit}")
+            return
+        for what, name, _, limit in too_long:
+            key, value, shorter = ((("team_fullname",), p.team_fullname, "team_fullname or project_camel")
+                                   if "role" in what else (("project",), p.project, "company, team or project"))
+            yield key, value, f"a shorter {shorter}: {what} {name!r} has {len(name)} characters; at most {limit}"
+        if "--" in self.bucket_name:
+            yield (("project",), p.project, f"a company, team and project with single hyphens: bucket name "
+                   f"{self.bucket_name!r} must have no '--'")

@@ -84,7 +84,7 @@ def build_stacks(app: cdk.App, config: ServingConfig, *, env_name: str, pipeline
         if config.pipeline is None:
             raise ValueError("pipeline: missing; allowed: an object with connection_arn, repository and branch "
                              "(cdk.json context serving.pipeline) to synthesize with -c pipeline=true")
-        environments = list(config.environments.values())
+        environments = config.pipeline_environments
         return PipelineStack(
             app, "Pipeline",
             source=PipelineSource(connection_arn=config.pipeline.connection_arn, repository=config.pipeline.repository,

@@ -1,9 +1,11 @@
-"""The delivery pipeline: CDK Pipelines on CodePipeline/CodeBuild, deploying dev →
-staging → prod, each to its own account and region.
+"""The delivery pipeline: CDK Pipelines on CodePipeline/CodeBuild, deploying the
+environments in the order `pipeline.stages` gives (default dev → staging → prod), each
+to its own account and region.
 
 source (CodeStar connection) → synth (the pinned CDK CLI, re-resolving approved model
 versions) → self-update → dev → smoke test → staging → smoke test → release plan →
-manual approval → prod → smoke test. An approval in the model registry (EventBridge
+manual approval → prod → smoke test (a release plan and an approval before
+every environment of tier prod). An approval in the model registry (EventBridge
 "SageMaker Model Package State Change", Approved) starts it as a push does.
 """
 
@@ -183,7 +185,7 @@ class PipelineStack(cdk.Stack):
             self.stages.append(stage)
             target_role = f"arn:{self.partition}:iam::{env.account}:role/{check_role_name(env)}"
             pre: list[pipelines.Step] = []
-            if env.name == "prod":
+            if env.tier == "prod":
                 # The plan compares the deployed stack (read as the check role) with this synth's.
                 head = f"cdk.out/{stage.artifact_id}"  # the stage's nested assembly folder
                 plan = self._check_step(

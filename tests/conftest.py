@@ -50,6 +50,20 @@ def env_config(name: str, endpoint: dict | None = None, **env_overrides: Any) ->
     return raw
 
 
+# A second region for disaster recovery (the local AWS's is us-east-1).
+DR_REGION = "us-west-2"
+
+
+def with_qa_and_dr(raw: dict[str, Any]) -> dict[str, Any]:
+    """A `serving` object plus environments of other names: `qa` (tier staging) and
+    `prod-dr` (tier prod, prod's endpoint and alarms, in another region)."""
+    raw = copy.deepcopy(raw)
+    raw["environments"]["qa"] = {"tier": "staging",
+                                 "endpoint": {"kind": "serverless", "memory_mb": 2048, "max_concurrency": 10}}
+    raw["environments"]["prod-dr"] = {**copy.deepcopy(raw["environments"]["prod"]), "tier": "prod", "region": DR_REGION}
+    return raw
+
+
 @pytest.fixture(scope="session")
 def sample_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from endpointctl.training import write_sample_model
@@ -110,7 +124,7 @@ class Synthesized:
 def _cases(sample_model: Path) -> dict[str, dict[str, Any]]:
     """Each case is (environment name, serving config): cdk.json's three environments,
     plus variations a reviewer needs to see: pinned region with imported role and
-    bucket, and an A/B split."""
+    bucket, an A/B split, and environments of other names (qa, prod-dr)."""
     model = str(sample_model)
     base = serving_config(model_data=model)
     pinned = serving_config(model_data=model)
@@ -137,12 +151,15 @@ def _cases(sample_model: Path) -> dict[str, dict[str, Any]]:
         },
         "network": {"subnet_ids": ["subnet-0a1b2c3d4e5f60718"], "security_group_ids": ["sg-0a1b2c3d4e5f60718"]},
     }
+    named = with_qa_and_dr(base)
     return {
         "dev": {"env": "dev", "serving": base},
         "staging": {"env": "staging", "serving": base},
         "prod": {"env": "prod", "serving": base},
         "prod-pinned-imported": {"env": "prod", "serving": pinned},
         "staging-ab": {"env": "staging", "serving": ab},
+        "qa": {"env": "qa", "serving": named},
+        "prod-dr": {"env": "prod-dr", "serving": named},
     }
 
 

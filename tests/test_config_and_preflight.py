@@ -54,12 +54,12 @@ def test_bad_environment_values_name_key_value_and_allowed(overrides, expected):
     assert expected in problems_of(env_config("dev", **overrides))
 
 
-def test_unknown_environment_and_top_level_key():
+def test_environment_without_a_tier_and_unknown_top_level_key():
     raw = serving_config()
     raw["environments"]["qa"] = {}
     raw["colour"] = "blue"
     message = problems_of(raw)
-    assert 'environments.qa: unknown key; allowed keys: dev, prod, staging' in message
+    assert 'environments.qa.tier: got null; allowed: "dev" | "staging" | "prod"' in message
     assert "colour: unknown key" in message
     with pytest.raises(ConfigError, match="env: 'qa' is not an environment"):
         load_config().environment("qa")

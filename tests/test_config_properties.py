@@ -49,6 +49,12 @@ def rich_serving() -> dict[str, Any]:
     raw["environments"]["dev"]["batch"].update(max_payload_mb=6, max_concurrent_transforms=2)
     # B's artifact is in S3: the handler cannot be packed into it, so dev runs open, and says why.
     raw["environments"]["dev"]["network"] = {"isolation": False, "isolation_off_reason": "a challenger from S3"}
+    # Environments of any name, each with its tier.
+    raw["environments"]["qa"] = {"tier": "staging", "retain_data": False}
+    raw["environments"]["prod-dr"] = {**raw["environments"]["prod"], "tier": "prod", "region": "us-west-2"}
+    raw["model_registry"] = {"environment": "dev"}
+    raw["pipeline"] = {"connection_arn": "arn:aws:codeconnections:us-east-1:111111111111:connection/"
+                       "12345678-1234-1234-1234-123456789012", "repository": "acme/fraud", "stages": ["dev", "qa", "prod"]}
     return raw
 
 
@@ -93,6 +99,9 @@ def assert_parsed_or_refused_by_key(doc: dict[str, Any]) -> None:
     except ConfigError as error:
         assert error.problems
         known = {rendered(p) for p in paths(doc) + paths(rich_serving())} | {"serving"}
+        # Every environment has a tier, written or not (dev, staging and prod are their own).
+        environments = doc.get("environments") if isinstance(doc.get("environments"), dict) else {}
+        known |= {rendered(("environments", name, "tier")) for name in environments}
         for problem in error.problems:
             assert "\n" not in problem, problem
             key = next((k for k in sorted(known, key=len, reverse=True) if problem.startswith(f"{k}: ")), None)

@@ -14,16 +14,25 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def python_files(folder: Path) -> list[Path]:
+    """Every module of a package, its subpackages included (endpointctl/plan/...)."""
+    return sorted(p for p in folder.rglob("*.py") if "__pycache__" not in p.parts)
+
+
 PACKAGES = {
     "app": [ROOT / "app.py"],
-    "stacks": sorted((ROOT / "stacks").glob("*.py")),
-    "sagemaker_serving": sorted((ROOT / "constructs" / "sagemaker_serving").glob("*.py")),
-    "serving_runtime": sorted((ROOT / "serving_runtime").glob("*.py")),
-    "endpointctl": sorted((ROOT / "endpointctl").glob("*.py")),
-    "inference": sorted((ROOT / "inference").glob("*.py")),
-    "monitoring": sorted((ROOT / "monitoring").glob("*.py")),
-    "bench": sorted((ROOT / "bench").glob("*.py")),
+    "stacks": python_files(ROOT / "stacks"),
+    "sagemaker_serving": python_files(ROOT / "constructs" / "sagemaker_serving"),
+    "serving_runtime": python_files(ROOT / "serving_runtime"),
+    "endpointctl": python_files(ROOT / "endpointctl"),
+    "inference": python_files(ROOT / "inference"),
+    "monitoring": python_files(ROOT / "monitoring"),
+    "bench": python_files(ROOT / "bench"),
 }
+# Folders of Python that are not a layer of the application.
+NOT_LAYERS = {"tests", "node_modules", "cdk.out", "build", "dist"}
 # Which of the project's packages each may import; anything else is a layering error.
 ALLOWED = {
     "app": {"stacks", "serving_runtime"},
@@ -76,3 +85,18 @@ def test_no_cycle_between_packages() -> None:
 
     cycles = [p for p in graph if reaches(p, p, set())]
     assert not cycles, f"import cycle through {cycles}"
+
+
+def test_every_module_belongs_to_a_layer() -> None:
+    """A new package or module is checked too: it must be given a row above."""
+    checked = {path for paths in PACKAGES.values() for path in paths}
+    unchecked = [
+        str(path.relative_to(ROOT))
+        for path in ROOT.rglob("*.py")
+        if not (set(path.relative_to(ROOT).parts[:-1]) & NOT_LAYERS)
+        and not any(part.startswith(".") or part.endswith(".egg-info") or part == "__pycache__"
+                    for part in path.relative_to(ROOT).parts)
+        and path not in checked
+    ]
+    assert not unchecked, f"modules in no layer of PACKAGES: {unchecked}"
+    assert ROOT / "endpointctl" / "plan" / "build.py" in checked  # subpackages are walked

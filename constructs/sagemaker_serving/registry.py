@@ -13,6 +13,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from sagemaker_serving.access_logs import log_access
+from sagemaker_serving.keys import grants_only_for_aws_resources
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs
 
 ARCHIVE_PREFIX = "model-registry/"
@@ -68,12 +69,7 @@ class ModelRegistry(Construct):
             enable_key_rotation=True,
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
-        # Control Tower CT.KMS.PR.3, as the data key: grants only for AWS resources.
-        key.add_to_resource_policy(iam.PolicyStatement(
-            sid="GrantsOnlyForAwsResources", effect=iam.Effect.DENY, principals=[iam.StarPrincipal()],
-            actions=["kms:CreateGrant"], resources=["*"],
-            conditions={"BoolIfExists": {"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}},
-        ))
+        key.add_to_resource_policy(grants_only_for_aws_resources())
         self.bucket = s3.Bucket(
             self,
             "Archives",

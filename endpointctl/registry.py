@@ -23,16 +23,16 @@ from botocore.exceptions import ClientError
 
 from endpointctl.aws import client, describe, environment, stack_outputs
 from endpointctl.errors import CommandError
-from serving_runtime.archive import archive_files
-from serving_runtime.bundle import bundle_entries, reproducible_targz, source_bundle_bytes
-from serving_runtime.image import DEFAULT_PROGRAM, HANDLER_DIR, image_uri
+from sagemaker_serving.settings import REGISTRY_ARCHIVE_PREFIX
+from serving_runtime.bundle import source_bundle_bytes
+from serving_runtime.contract import (CODE_IN_ARCHIVE, DEFAULT_PROGRAM, MODEL_ARCHIVE, SUPPORTED_CONTENT_TYPES,
+                                     archive_with_code, container_environment)
+from serving_runtime.image import HANDLER_DIR, image_uri
 from serving_runtime.preflight import preflight_in_subprocess
 from stacks.model_package import list_versions
 
-REGISTRY_PREFIX = "model-registry"
-# Where the container finds the handler packed in the archive (the SDK's convention).
-CODE_IN_ARCHIVE = "/opt/ml/model/code"
-CONTENT_TYPES = ["application/json", "text/csv"]
+REGISTRY_PREFIX = REGISTRY_ARCHIVE_PREFIX.rstrip("/")
+CONTENT_TYPES = list(SUPPORTED_CONTENT_TYPES)
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,8 @@ def upload_once(data: bytes, bucket: str, key: str) -> str:
 
 
 def packed_archive(model_data: Path) -> bytes:
-    """model.tar.gz with the handler under code/ (as the SDK packs it for network isolation):
-    one archive, model and handler approved together, loadable by an isolated container."""
-    entries = [(name, data) for name, data in archive_files(model_data) if not name.startswith("code/")]
-    return reproducible_targz(entries + bundle_entries(HANDLER_DIR, prefix="code/"))
+    """One archive, model and handler approved together, loadable by an isolated container."""
+    return archive_with_code(model_data, HANDLER_DIR)
 
 
 def run_register(args: argparse.Namespace) -> int:
@@ -92,7 +90,7 @@ def run_register(args: argparse.Namespace) -> int:
     where = registry(env.name)
     sagemaker = client("sagemaker")
     packed = packed_archive(model_data)
-    model_url = upload_once(packed, where.bucket, f"{REGISTRY_PREFIX}/{where.group}/{_digest(packed)}/model.tar.gz")
+    model_url = upload_once(packed, where.bucket, f"{REGISTRY_PREFIX}/{where.group}/{_digest(packed)}/{MODEL_ARCHIVE}")
     current = approved_versions(sagemaker, where.group)
     with tempfile.TemporaryDirectory(prefix="register-") as workdir:
         archive = Path(workdir) / "model.tar.gz"
@@ -103,13 +101,8 @@ def run_register(args: argparse.Namespace) -> int:
     container = {
         "Image": image_for(env.project.framework_version, where.region),
         "ModelDataUrl": model_url,
-        "Environment": {
-            "SAGEMAKER_PROGRAM": DEFAULT_PROGRAM,
-            "SAGEMAKER_SUBMIT_DIRECTORY": CODE_IN_ARCHIVE,
-            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-            "SAGEMAKER_REGION": where.region,
-            "HANDLER_MAX_REQUEST_BYTES": str(limit),
-        },
+        "Environment": container_environment(submit_directory=CODE_IN_ARCHIVE, region=where.region,
+                                             max_request_bytes=limit),
     }
     arn = describe(
         sagemaker.create_model_package,

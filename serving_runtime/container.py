@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
+from serving_runtime.contract import MIB, TRANSFORM_PAYLOAD_BUDGET_MB
 from serving_runtime.errors import ServingError
 from serving_runtime.loader import LoadedHandler
 
@@ -131,8 +132,8 @@ def _as_flask_sends(result: object) -> tuple[bytes, str]:
 
 
 # The largest body SageMaker hands a container: a Batch Transform mini-batch
-# (MaxPayloadInMB <= 100); InvokeEndpoint stops at 6 MB.
-MAX_DELIVERED_BYTES = 100 * 1024 * 1024
+# (MaxPayloadInMB within the transform budget); InvokeEndpoint stops at 6 MB.
+MAX_DELIVERED_BYTES = TRANSFORM_PAYLOAD_BUDGET_MB * MIB
 # nginx's lingering_time: how long an unread body is read and dropped after an early answer.
 LINGERING_S = 30
 

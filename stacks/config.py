@@ -25,13 +25,14 @@ from sagemaker_serving.settings import (
     ProvisionedConcurrencySettings, RolloutSettings, ServerlessSettings, Settings, VariantSettings, allowing,
     describe, integer, matching, one_of,
 )
+from serving_runtime.contract import TRANSFORM_PAYLOAD_BUDGET_MB
 from serving_runtime.image import (
     DEFAULT_FRAMEWORK_VERSION, INSTANCE_PAYLOAD_LIMIT_BYTES, MIB, PROJECT_ROOT, SERVERLESS_PAYLOAD_LIMIT_BYTES,
     framework_versions,
 )
 from stacks.model_package import ALLOWED as REFERENCE_ALLOWED
 from stacks.model_package import GROUP_NAME, REFERENCE_PATTERN
-from stacks.names import EnvironmentNames
+from stacks.names import EnvironmentNames, project_prefix, registry_bucket_name
 
 CONNECTION_ARN = r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
 
@@ -40,7 +41,6 @@ CONTEXT_KEY = "serving"
 ENDPOINT_KINDS = ("serverless", "instance")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
-TRANSFORM_PAYLOAD_BUDGET_MB = 100  # MaxConcurrentTransforms x MaxPayloadInMB <= 100
 
 LowerName = matching(r"^[a-z][a-z0-9-]*[a-z0-9]$", "lowercase letters, digits and hyphens")
 PascalName = matching(r"^[A-Z][A-Za-z0-9]*$", "PascalCase letters and digits")
@@ -349,11 +349,11 @@ class ServingConfig(Project):
 
     @property
     def registry_group(self) -> str:
-        return self.model_registry.group_name or f"{self.team}-{self.project}"
+        return self.model_registry.group_name or project_prefix(self)
 
     @property
     def registry_bucket(self) -> str:
-        return f"{self.company}-sm-{self.team}-{self.project}-registry"
+        return registry_bucket_name(self)
 
     def problems(self) -> Iterator[Problem]:
         for env in self.environments.values():

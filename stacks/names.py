@@ -8,12 +8,42 @@ services' limits, or CloudFormation fails late: `name_problems` says so at synth
 from __future__ import annotations
 
 import re
-from typing import Iterator
+from typing import Iterator, Protocol
 
 from sagemaker_serving.settings import SAGEMAKER_NAME, SAGEMAKER_NAME_MAX
 
 IAM_ROLE_NAME_MAX = 64
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+
+
+class ProjectIdentity(Protocol):
+    company: str
+    team: str
+    project: str
+
+
+def project_prefix(project: ProjectIdentity) -> str:
+    """`<team>-<project>`: every environment's prefix starts with it; the pipeline and the
+    default registry group are named by it."""
+    return f"{project.team}-{project.project}"
+
+
+def bucket_base_name(project: ProjectIdentity) -> str:
+    """`<company>-sm-<team>-<project>`: the buckets' names start with it."""
+    return f"{project.company}-sm-{project.team}-{project.project}"
+
+
+def registry_bucket_name(project: ProjectIdentity) -> str:
+    return f"{bucket_base_name(project)}-registry"
+
+
+def pipeline_stack_name(project: ProjectIdentity) -> str:
+    return f"{project_prefix(project)}-pipeline"
+
+
+def pipeline_check_role_name(project: ProjectIdentity) -> str:
+    """The role of the pipeline's check steps; each environment's check role trusts it."""
+    return f"{project_prefix(project)}-pipeline-checks"
 
 
 class EnvironmentNames:
@@ -27,7 +57,7 @@ class EnvironmentNames:
     @property
     def name_prefix(self) -> str:
         """`<team>-<project>-<environment>`: the stack, the endpoint and the batch jobs start with it."""
-        return f"{self.project.team}-{self.project.project}-{self.name}"
+        return f"{project_prefix(self.project)}-{self.name}"
 
     @property
     def stack_name(self) -> str:
@@ -48,6 +78,11 @@ class EnvironmentNames:
         return self.name_prefix
 
     @property
+    def deploy_checks_role_name(self) -> str:
+        """The role the pipeline's checks assume in this environment's account."""
+        return f"{self.name_prefix}-deploy-checks"
+
+    @property
     def iam_path(self) -> str:
         return f"/{self.project.company}-sagemaker/"
 
@@ -65,8 +100,7 @@ class EnvironmentNames:
 
     @property
     def bucket_name(self) -> str:
-        p = self.project
-        base = f"{p.company}-sm-{p.team}-{p.project}"
+        base = bucket_base_name(self.project)
         return base if self.bucket == "import" else f"{base}-{self.name}"
 
     @property

@@ -259,6 +259,8 @@ class NetworkSettings(Settings):
 BATCH_INPUT_PREFIX = "batch-input/"
 BATCH_OUTPUT_PREFIX = "batch-output/"
 DATA_CAPTURE_PREFIX = "data-capture/"
+# The registry bucket's archives (`endpointctl register` writes them there).
+REGISTRY_ARCHIVE_PREFIX = "model-registry/"
 Days = integer(1, 36500)
 
 

@@ -39,6 +39,17 @@ MAX_REQUEST_BYTES_ENV = "HANDLER_MAX_REQUEST_BYTES"
 CONTAINER_LOG_LEVEL = "20"
 
 
+# SageMaker's names (endpoints, models, variants, model package groups): letters and
+# digits, hyphens only between them, at most 63 characters.
+SAGEMAKER_NAME_MAX = 63
+SAGEMAKER_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"  # the length is checked apart, to say so
+# The same, bounded, to embed in larger patterns (`<group>:latest-approved`, ARNs).
+SAGEMAKER_NAME_BOUNDED = rf"[a-zA-Z0-9](-*[a-zA-Z0-9]){{0,{SAGEMAKER_NAME_MAX - 1}}}"
+# An S3 bucket name: 3-63 characters (S3 guide, bucket naming rules).
+BUCKET_NAME_MAX = 63
+S3_BUCKET_NAME = rf"[a-z0-9][a-z0-9.-]{{1,{BUCKET_NAME_MAX - 2}}}[a-z0-9]"
+
+
 def container_environment(*, submit_directory: str, region: str, max_request_bytes: int,
                           program: str = DEFAULT_PROGRAM) -> dict[str, str]:
     """The environment the SageMaker SDK's SKLearnModel sets, and our handler's limit."""

@@ -25,7 +25,7 @@ from sagemaker_serving.settings import (
     ProvisionedConcurrencySettings, RolloutSettings, ServerlessSettings, Settings, VariantSettings, allowing,
     describe, integer, matching, one_of,
 )
-from serving_runtime.contract import TRANSFORM_PAYLOAD_BUDGET_MB
+from serving_runtime.contract import BUCKET_NAME_MAX, TRANSFORM_PAYLOAD_BUDGET_MB
 from serving_runtime.image import (
     DEFAULT_FRAMEWORK_VERSION, INSTANCE_PAYLOAD_LIMIT_BYTES, MIB, PROJECT_ROOT, SERVERLESS_PAYLOAD_LIMIT_BYTES,
     framework_versions,
@@ -361,9 +361,9 @@ class ServingConfig(Project):
         if self.model_registry.environment is not None and self.model_registry.environment not in self.environments:
             yield (("model_registry", "environment"), self.model_registry.environment,
                    f"a configured environment ({', '.join(self.environments)}): its stack creates the registry")
-        if len(self.registry_bucket) > 63:
+        if len(self.registry_bucket) > BUCKET_NAME_MAX:
             yield (("project",), self.project, f"a shorter company, team or project: the registry bucket "
-                   f"{self.registry_bucket!r} has {len(self.registry_bucket)} characters; at most 63")
+                   f"{self.registry_bucket!r} has {len(self.registry_bucket)} characters; at most {BUCKET_NAME_MAX}")
 
 
 def _key_path(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:

@@ -11,9 +11,11 @@ import re
 from typing import Iterator, Protocol
 
 from sagemaker_serving.settings import SAGEMAKER_NAME, SAGEMAKER_NAME_MAX
+from serving_runtime.contract import BUCKET_NAME_MAX
 
 IAM_ROLE_NAME_MAX = 64
-BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+# Our derived bucket names: S3's rules (serving_runtime.contract), without dots.
+BUCKET_NAME = re.compile(rf"^[a-z0-9][a-z0-9-]{{1,{BUCKET_NAME_MAX - 2}}}[a-z0-9]$")
 
 
 class ProjectIdentity(Protocol):
@@ -121,4 +123,4 @@ class EnvironmentNames:
                        f"at most {IAM_ROLE_NAME_MAX}")
         if not BUCKET_NAME.match(self.bucket_name) or "--" in self.bucket_name:
             yield (("project",), p.project, f"a shorter company, team or project: bucket name {self.bucket_name!r} "
-                   "must be 3-63 lowercase letters, digits and single hyphens")
+                   f"must be 3-{BUCKET_NAME_MAX} lowercase letters, digits and single hyphens")

@@ -53,7 +53,6 @@ class BatchTransform(Construct):
         network: NetworkSettings = NetworkSettings(),
     ) -> None:
         super().__init__(scope, id)
-        stack = cdk.Stack.of(self)
         self.bucket = bucket
         self.job_name_prefix = job_name_prefix
         self.role = iam.Role(

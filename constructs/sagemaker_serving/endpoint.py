@@ -69,6 +69,13 @@ class ServingEndpoint(Construct):
     The config is named by CloudFormation: every change to it is a replacement, and a
     fixed name would collide with the old config. The endpoint keeps the fixed name
     callers use; pointing it at a new config is an in-place update.
+
+    Props: `endpoint_name` (fixed; `name` keeps it as a literal, `endpoint_name` is the
+    deployed attribute); exactly one of `serverless` (one variant) or `instance_variants`
+    (A/B); `kms_key` (storage and captured data; default AWS-owned); `data_capture`
+    (instance endpoints only; default off); `retain_instance_counts` (default False: set
+    with autoscaling, so an update keeps the counts it chose). `variants` are
+    `EndpointVariant` objects owning their `metric_*`.
     """
 
     def __init__(

@@ -17,6 +17,7 @@ from serving_runtime.contract import (
     CODE_IN_ARCHIVE,
     DEFAULT_PROGRAM,
     MODEL_ARCHIVE,
+    S3_BUCKET_NAME,
     archive_with_code,
     container_environment,
 )
@@ -29,7 +30,7 @@ from sagemaker_serving.nag import (
     acknowledge_wildcard_resource,
 )
 
-S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+\.tar\.gz)$")
+S3_URL = re.compile(rf"^s3://(?P<bucket>{S3_BUCKET_NAME})/(?P<key>.+\.tar\.gz)$")
 
 
 class ModelData(abc.ABC):

@@ -26,7 +26,9 @@ class ModelRegistry(Construct):
 
     `reader_accounts` (the other environments' accounts) may list and describe the
     versions and read their archives, so their synths resolve and their models load
-    an approved version across accounts.
+    an approved version across accounts (default: none). `bucket_name`: the archive
+    bucket. `access_log_bucket`: where the archive bucket's access logs go (default none:
+    then CloudTrail data events are the record, acknowledged as such).
     """
 
     def __init__(

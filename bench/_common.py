@@ -93,14 +93,16 @@ def sample_model() -> tuple[Path, Path]:
     cached by the source of the code that builds it."""
     import sklearn
 
+    import serving_runtime.bundle
+    from endpointctl import training
     from serving_runtime.archive import unpack_model
     from endpointctl.training import write_sample_model
 
-    sources = [ROOT / "endpointctl" / "training.py", ROOT / "constructs" / "sagemaker_serving" / "bundle.py"]
+    # Keyed on the modules that write the model (found from the modules, so a move
+    # cannot leave the key hashing a file that no longer exists).
     digest = hashlib.sha256(sklearn.__version__.encode())
-    for source in sources:
-        if source.is_file():
-            digest.update(source.read_bytes())
+    for module in (training, serving_runtime.bundle):
+        digest.update(Path(module.__file__).read_bytes())
     target = CACHE / f"model-{digest.hexdigest()[:16]}"
     if not (target / "model" / "model.joblib").is_file():
         CACHE.mkdir(parents=True, exist_ok=True)

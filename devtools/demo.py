@@ -28,13 +28,13 @@ import boto3
 
 from endpointctl.errors import CommandError
 from endpointctl.local import LocalEndpoint, fetch, free_port
+from endpointctl.smoke import GUIDE_REQUEST
 from serving_runtime.archive import archive_files
 from serving_config.paths import PROJECT_ROOT
 from serving_config.config import load_config
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
-GUIDE_REQUEST = {"instances": [[0.5, 1.2, 0.3, 0.8, 0.1], [-0.2, 0.7, 1.1, 0.4, 0.6]]}
 
 
 STEPS = 10

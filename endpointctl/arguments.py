@@ -16,6 +16,7 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from endpointctl.errors import CommandError
+from serving_runtime.contract import SAGEMAKER_NAME_BOUNDED
 
 Parse = Callable[[str], object]
 
@@ -121,7 +122,7 @@ def location(value: str) -> str:
 
 
 # SageMaker names: endpoints, models (1-63 characters).
-_SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+_SAGEMAKER_NAME = re.compile(SAGEMAKER_NAME_BOUNDED)
 
 
 def sagemaker_name(value: str) -> str:

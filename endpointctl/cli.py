@@ -15,7 +15,7 @@ from typing import NoReturn
 from endpointctl import arguments
 from endpointctl.cost import DEFAULT_DURATION_MS, DEFAULT_REQUESTS_PER_DAY
 from serving_runtime import preflight
-from serving_runtime.container import DEFAULT_PORT, MAX_WORKERS
+from serving_runtime.container import DEFAULT_PORT, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, MAX_WORKERS
 from serving_config.paths import HANDLER_DIR
 from serving_runtime.image import DEFAULT_PROGRAM
 
@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", type=arguments.text, default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=arguments.PORT, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
     p.add_argument("--workers", type=arguments.whole_number(1, MAX_WORKERS, what="a number of workers"), help="worker processes (default: $SAGEMAKER_MODEL_SERVER_WORKERS or CPU count)")
-    p.add_argument("--timeout", type=arguments.whole_number(1, 3600, what="a number of seconds"), help="request timeout, s (default: $SAGEMAKER_MODEL_SERVER_TIMEOUT or 60)")
+    p.add_argument("--timeout", type=arguments.whole_number(1, MAX_TIMEOUT_S, what="a number of seconds"),
+                   help=f"request timeout, s (default: $SAGEMAKER_MODEL_SERVER_TIMEOUT or {DEFAULT_TIMEOUT_S})")
 
     p = commands.add_parser("invoke", help="call the endpoint (as the guide's boto3 invoke_endpoint)")
     target = p.add_mutually_exclusive_group(required=True)

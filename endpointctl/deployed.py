@@ -15,8 +15,8 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from endpointctl.aws import client, describe, environment
+from endpointctl.plan.assembly import STACK_ARTIFACT
 
-STACK_ARTIFACT = "aws:cloudformation:stack"
 
 
 def write_deployed_assembly(env_name: str, out: Path) -> Path:

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from endpointctl.aws import client, describe, environment, stack_outputs
 from endpointctl.errors import CommandError
+from serving_runtime.container import DEFAULT_PORT
 
 
 def read_body(args: argparse.Namespace) -> tuple[bytes, str]:
@@ -28,7 +29,7 @@ def read_body(args: argparse.Namespace) -> tuple[bytes, str]:
 
 def post_local(url: str, body: bytes, content_type: str, accept: str) -> tuple[int, str, bytes]:
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 8080, timeout=65)
+    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORT, timeout=65)
     try:
         connection.request("POST", "/invocations", body=body, headers={"Content-Type": content_type, "Accept": accept})
         response = connection.getresponse()

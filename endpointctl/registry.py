@@ -23,17 +23,17 @@ from botocore.exceptions import ClientError
 
 from endpointctl.aws import client, describe, environment, stack_outputs
 from endpointctl.errors import CommandError
-from serving_runtime.archive import archive_files
-from serving_runtime.bundle import bundle_entries, reproducible_targz, source_bundle_bytes
+from serving_config.settings import REGISTRY_ARCHIVE_PREFIX
+from serving_runtime.bundle import source_bundle_bytes
+from serving_runtime.contract import (CODE_IN_ARCHIVE, DEFAULT_PROGRAM, MODEL_ARCHIVE, SUPPORTED_CONTENT_TYPES,
+                                     archive_with_code, container_environment)
 from serving_config.paths import HANDLER_DIR
-from serving_runtime.image import DEFAULT_PROGRAM, image_uri
+from serving_runtime.image import image_uri
 from serving_runtime.preflight import preflight_in_subprocess
 from serving_config.model_package import list_versions
 
-REGISTRY_PREFIX = "model-registry"
-# Where the container finds the handler packed in the archive (the SDK's convention).
-CODE_IN_ARCHIVE = "/opt/ml/model/code"
-CONTENT_TYPES = ["application/json", "text/csv"]
+REGISTRY_PREFIX = REGISTRY_ARCHIVE_PREFIX.rstrip("/")
+CONTENT_TYPES = list(SUPPORTED_CONTENT_TYPES)
 
 
 @dataclass(frozen=True)
@@ -76,10 +76,8 @@ def upload_once(data: bytes, bucket: str, key: str) -> str:
 
 
 def packed_archive(model_data: Path) -> bytes:
-    """model.tar.gz with the handler under code/ (as the SDK packs it for network isolation):
-    one archive, model and handler approved together, loadable by an isolated container."""
-    entries = [(name, data) for name, data in archive_files(model_data) if not name.startswith("code/")]
-    return reproducible_targz(entries + bundle_entries(HANDLER_DIR, prefix="code/"))
+    """One archive, model and handler approved together, loadable by an isolated container."""
+    return archive_with_code(model_data, HANDLER_DIR)
 
 
 def run_register(args: argparse.Namespace) -> int:
@@ -93,7 +91,7 @@ def run_register(args: argparse.Namespace) -> int:
     where = registry(env.name)
     sagemaker = client("sagemaker")
     packed = packed_archive(model_data)
-    model_url = upload_once(packed, where.bucket, f"{REGISTRY_PREFIX}/{where.group}/{_digest(packed)}/model.tar.gz")
+    model_url = upload_once(packed, where.bucket, f"{REGISTRY_PREFIX}/{where.group}/{_digest(packed)}/{MODEL_ARCHIVE}")
     current = approved_versions(sagemaker, where.group)
     with tempfile.TemporaryDirectory(prefix="register-") as workdir:
         archive = Path(workdir) / "model.tar.gz"
@@ -104,13 +102,8 @@ def run_register(args: argparse.Namespace) -> int:
     container = {
         "Image": image_for(env.project.framework_version, where.region),
         "ModelDataUrl": model_url,
-        "Environment": {
-            "SAGEMAKER_PROGRAM": DEFAULT_PROGRAM,
-            "SAGEMAKER_SUBMIT_DIRECTORY": CODE_IN_ARCHIVE,
-            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-            "SAGEMAKER_REGION": where.region,
-            "HANDLER_MAX_REQUEST_BYTES": str(limit),
-        },
+        "Environment": container_environment(submit_directory=CODE_IN_ARCHIVE, region=where.region,
+                                             max_request_bytes=limit),
     }
     arn = describe(
         sagemaker.create_model_package,

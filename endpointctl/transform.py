@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from endpointctl.errors import CommandError
 from serving_config.config import Environment
 from endpointctl.invoke import post_local
-from serving_runtime.image import MIB
+from serving_runtime.contract import MIB, TRANSFORM_PAYLOAD_BUDGET_MB
 
 CSV = "text/csv"
 
@@ -110,9 +110,10 @@ def run_transform(args: argparse.Namespace) -> int:
     env = environment(args.env)
     max_payload_mb = args.max_payload_mb or env.batch.max_payload_mb
     max_concurrent = args.max_concurrent_transforms or env.batch.max_concurrent_transforms
-    if max_payload_mb * max_concurrent > 100:
+    if max_payload_mb * max_concurrent > TRANSFORM_PAYLOAD_BUDGET_MB:
         raise CommandError(f"--max-payload-mb {max_payload_mb} x --max-concurrent-transforms {max_concurrent} = "
-                           f"{max_payload_mb * max_concurrent}; allowed: a product of at most 100 (SageMaker's limit)")
+                           f"{max_payload_mb * max_concurrent}; allowed: a product of at most "
+                           f"{TRANSFORM_PAYLOAD_BUDGET_MB} (SageMaker's limit)")
     if not args.input.is_file():
         raise CommandError(f"--input {args.input} does not exist")
     if args.local is None:

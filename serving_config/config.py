@@ -25,13 +25,14 @@ from serving_config.settings import (
     ProvisionedConcurrencySettings, RolloutSettings, ServerlessSettings, Settings, VariantSettings, allowing,
     describe, integer, matching, one_of,
 )
+from serving_runtime.contract import BUCKET_NAME_MAX, TRANSFORM_PAYLOAD_BUDGET_MB
 from serving_runtime.image import (
     DEFAULT_FRAMEWORK_VERSION, INSTANCE_PAYLOAD_LIMIT_BYTES, MIB, SERVERLESS_PAYLOAD_LIMIT_BYTES,
     framework_versions,
 )
 from serving_config.model_package import ALLOWED as REFERENCE_ALLOWED
 from serving_config.model_package import GROUP_NAME, REFERENCE_PATTERN
-from serving_config.names import ENVIRONMENT_NAME, ENVIRONMENT_NAME_ALLOWED, EnvironmentNames
+from serving_config.names import ENVIRONMENT_NAME, ENVIRONMENT_NAME_ALLOWED, EnvironmentNames, project_prefix, registry_bucket_name
 from serving_config.paths import PROJECT_ROOT
 
 CONNECTION_ARN = r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
@@ -43,7 +44,6 @@ ENDPOINT_KINDS = ("serverless", "instance")
 TIERS = ("dev", "staging", "prod")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
-TRANSFORM_PAYLOAD_BUDGET_MB = 100  # MaxConcurrentTransforms x MaxPayloadInMB <= 100
 
 LowerName = matching(r"^[a-z][a-z0-9-]*[a-z0-9]$", "lowercase letters, digits and hyphens")
 PascalName = matching(r"^[A-Z][A-Za-z0-9]*$", "PascalCase letters and digits")
@@ -408,11 +408,11 @@ class ServingConfig(Project):
 
     @property
     def registry_group(self) -> str:
-        return self.model_registry.group_name or f"{self.team}-{self.project}"
+        return self.model_registry.group_name or project_prefix(self)
 
     @property
     def registry_bucket(self) -> str:
-        return f"{self.company}-sm-{self.team}-{self.project}-registry"
+        return registry_bucket_name(self)
 
     def problems(self) -> Iterator[Problem]:
         for name, env in self.environments.items():
@@ -430,9 +430,9 @@ class ServingConfig(Project):
         if self.model_registry.environment is not None and self.model_registry.environment not in self.environments:
             yield (("model_registry", "environment"), self.model_registry.environment,
                    f"a configured environment ({', '.join(self.environments)}): its stack creates the registry")
-        if len(self.registry_bucket) > 63:
+        if len(self.registry_bucket) > BUCKET_NAME_MAX:
             yield (("project",), self.project, f"a shorter company, team or project: the registry bucket "
-                   f"{self.registry_bucket!r} has {len(self.registry_bucket)} characters; at most 63")
+                   f"{self.registry_bucket!r} has {len(self.registry_bucket)} characters; at most {BUCKET_NAME_MAX}")
 
 
 def _key_path(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:

@@ -19,8 +19,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from serving_runtime.contract import SAGEMAKER_NAME_BOUNDED
+
 LATEST_APPROVED = "latest-approved"
-GROUP_NAME = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
+GROUP_NAME = SAGEMAKER_NAME_BOUNDED
 GROUP_REFERENCE = re.compile(rf"^(?P<group>{GROUP_NAME}):{LATEST_APPROVED}$")
 PACKAGE_ARN = re.compile(
     rf"^arn:(?P<partition>aws[a-z-]*):sagemaker:(?P<region>[a-z]{{2}}(-[a-z]+)+-\d):(?P<account>\d{{12}}):"

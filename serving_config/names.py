@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import secrets
 import time
-from typing import TYPE_CHECKING, Iterator, Literal
+from typing import TYPE_CHECKING, Iterator, Literal, Protocol
 
 from serving_config.settings import SAGEMAKER_NAME_MAX
+from serving_runtime.contract import BUCKET_NAME_MAX
 
 if TYPE_CHECKING:
     from serving_config.config import Endpoint, Project
 
 IAM_ROLE_NAME_MAX = 64
-BUCKET_NAME_MAX = 63
 # An environment's name is part of its bucket's, stack's and SageMaker names: lowercase,
 # single hyphens. How long it may be depends on the team and project (`name_problems`).
 ENVIRONMENT_NAME = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
@@ -27,6 +27,36 @@ ENVIRONMENT_NAME_ALLOWED = "lowercase letters, digits and single hyphens, starti
 TRANSFORM_JOB_SUFFIX = "-%Y%m%d-%H%M%S-"
 # A name is blamed on the environment when a name as short as "dev" would fit.
 SHORT_ENVIRONMENT_NAME = "dev"
+
+
+class ProjectIdentity(Protocol):
+    company: str
+    team: str
+    project: str
+
+
+def project_prefix(project: ProjectIdentity) -> str:
+    """`<team>-<project>`: every environment's prefix starts with it; the pipeline and the
+    default registry group are named by it."""
+    return f"{project.team}-{project.project}"
+
+
+def bucket_base_name(project: ProjectIdentity) -> str:
+    """`<company>-sm-<team>-<project>`: the buckets' names start with it."""
+    return f"{project.company}-sm-{project.team}-{project.project}"
+
+
+def registry_bucket_name(project: ProjectIdentity) -> str:
+    return f"{bucket_base_name(project)}-registry"
+
+
+def pipeline_stack_name(project: ProjectIdentity) -> str:
+    return f"{project_prefix(project)}-pipeline"
+
+
+def pipeline_check_role_name(project: ProjectIdentity) -> str:
+    """The role of the pipeline's check steps; each environment's check role trusts it."""
+    return f"{project_prefix(project)}-pipeline-checks"
 
 
 class EnvironmentNames:
@@ -48,7 +78,7 @@ class EnvironmentNames:
     @property
     def name_prefix(self) -> str:
         """`<team>-<project>-<environment>`: the stack, the endpoint and the batch jobs start with it."""
-        return f"{self.project.team}-{self.project.project}-{self.name}"
+        return f"{project_prefix(self.project)}-{self.name}"
 
     @property
     def stack_name(self) -> str:
@@ -73,6 +103,11 @@ class EnvironmentNames:
                 f"{secrets.token_hex(2)}")
 
     @property
+    def deploy_checks_role_name(self) -> str:
+        """The role the pipeline's checks assume in this environment's account."""
+        return f"{self.name_prefix}-deploy-checks"
+
+    @property
     def iam_path(self) -> str:
         return f"/{self.project.company}-sagemaker/"
 
@@ -90,8 +125,7 @@ class EnvironmentNames:
 
     @property
     def bucket_name(self) -> str:
-        p = self.project
-        base = f"{p.company}-sm-{p.team}-{p.project}"
+        base = bucket_base_name(self.project)
         return base if self.bucket == "import" else f"{base}-{self.name}"
 
     @property

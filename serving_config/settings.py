@@ -15,6 +15,9 @@ from typing import Annotated, Any, ClassVar, Iterator, Literal
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, WrapValidator, model_validator
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
+# SageMaker's and S3's name rules, re-exported beside the settings that use them.
+from serving_runtime.contract import S3_BUCKET_NAME, SAGEMAKER_NAME, SAGEMAKER_NAME_MAX  # noqa: F401
+
 # A problem found by a rule across fields: (key path below the object, value, what is allowed).
 Problem = tuple[tuple[str | int, ...], Any, str]
 
@@ -132,8 +135,6 @@ Cooldown = integer(0, 3600)
 InstanceCount = integer(1, 100)
 INSTANCE_TYPE = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
 InstanceType = matching(INSTANCE_TYPE, "an ml.* instance type such as ml.m5.large")
-SAGEMAKER_NAME = r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$"
-SAGEMAKER_NAME_MAX = 63
 VariantName = Annotated[str, Strict(), Field(pattern=SAGEMAKER_NAME, max_length=SAGEMAKER_NAME_MAX),
                         allowing(f"letters, digits and single hyphens, at most {SAGEMAKER_NAME_MAX}")]
 
@@ -259,6 +260,8 @@ class NetworkSettings(Settings):
 BATCH_INPUT_PREFIX = "batch-input/"
 BATCH_OUTPUT_PREFIX = "batch-output/"
 DATA_CAPTURE_PREFIX = "data-capture/"
+# The registry bucket's archives (`endpointctl register` writes them there).
+REGISTRY_ARCHIVE_PREFIX = "model-registry/"
 Days = integer(1, 36500)
 
 
@@ -289,7 +292,7 @@ class AccessLogSettings(Settings):
     (SSE-S3, expiring after `retention_days`; null keeps them), or an existing `bucket`
     whose policy lets S3 log delivery write for ours."""
 
-    bucket: matching(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", "an existing bucket's name, or null") | None = None
+    bucket: matching(rf"^{S3_BUCKET_NAME}$", "an existing bucket's name, or null") | None = None
     retention_days: Days | None = 365
 
     def problems(self) -> Iterator[Problem]:

@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
+from serving_runtime.contract import MIB, TRANSFORM_PAYLOAD_BUDGET_MB
 from serving_runtime.errors import ServingError
 from serving_runtime.loader import LoadedHandler
 
@@ -131,8 +132,8 @@ def _as_flask_sends(result: object) -> tuple[bytes, str]:
 
 
 # The largest body SageMaker hands a container: a Batch Transform mini-batch
-# (MaxPayloadInMB <= 100); InvokeEndpoint stops at 6 MB.
-MAX_DELIVERED_BYTES = 100 * 1024 * 1024
+# (MaxPayloadInMB within the transform budget); InvokeEndpoint stops at 6 MB.
+MAX_DELIVERED_BYTES = TRANSFORM_PAYLOAD_BUDGET_MB * MIB
 # nginx's lingering_time: how long an unread body is read and dropped after an early answer.
 LINGERING_S = 30
 
@@ -302,6 +303,9 @@ WORKER_CONNECTIONS = 1000
 
 # What `serve --workers` allows too: each worker holds a copy of the model.
 MAX_WORKERS = 256
+# SAGEMAKER_MODEL_SERVER_TIMEOUT: the container's default and our upper bound, seconds.
+DEFAULT_TIMEOUT_S = 60
+MAX_TIMEOUT_S = 3600
 
 
 def _whole_number(name: str, raw: str, maximum: int, allowed: str) -> int:
@@ -328,8 +332,8 @@ class ServerSettings:
                                     f"a whole number of worker processes from 1 to {MAX_WORKERS}") if raw else (os.cpu_count() or 1)
         if not timeout:
             raw = env.get("SAGEMAKER_MODEL_SERVER_TIMEOUT", "").strip()
-            timeout = _whole_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", raw, 3600,
-                                    "a whole number of seconds from 1 to 3600") if raw else 60
+            timeout = _whole_number("SAGEMAKER_MODEL_SERVER_TIMEOUT", raw, MAX_TIMEOUT_S,
+                                    f"a whole number of seconds from 1 to {MAX_TIMEOUT_S}") if raw else DEFAULT_TIMEOUT_S
         return cls(host=host, port=port, workers=workers, timeout=timeout)
 
 

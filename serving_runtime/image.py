@@ -15,15 +15,14 @@ IMAGES_JSON = Path(__file__).with_name("sklearn_images.json")
 
 # The image the guide deploys (SKLearnModel(framework_version="1.2-1")).
 DEFAULT_FRAMEWORK_VERSION = "1.2-1"
-# The file SAGEMAKER_PROGRAM names in the handler folder (SAGEMAKER_SUBMIT_DIRECTORY).
-DEFAULT_PROGRAM = "inference.py"
-# What the handler loads from the model directory.
-MODEL_FILENAME = "model.joblib"
-
-MIB = 1024 * 1024
-# InvokeEndpoint's payload limits (../shared/reference/SAGEMAKER.md, "Limits").
-INSTANCE_PAYLOAD_LIMIT_BYTES = 6 * MIB
-SERVERLESS_PAYLOAD_LIMIT_BYTES = 4 * MIB
+# The container contract's facts, re-exported where callers found them before.
+from serving_runtime.contract import (  # noqa: E402,F401
+    DEFAULT_PROGRAM,
+    INSTANCE_PAYLOAD_LIMIT_BYTES,
+    MIB,
+    MODEL_FILENAME,
+    SERVERLESS_PAYLOAD_LIMIT_BYTES,
+)
 
 
 @cache

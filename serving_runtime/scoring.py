@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from serving_runtime.archive import prepare_code, unpack_model
+from serving_runtime.contract import MODEL_DIR
 from serving_runtime.errors import ServingError
 from serving_runtime.loader import LoadedHandler, load_handler
 
-MODEL_DIR_IN_CONTAINER = "/opt/ml/model/"
+MODEL_DIR_IN_CONTAINER = f"{MODEL_DIR}/"
 JSON = "application/json"
 SINGLE_ROW_REQUESTS = 25
 

@@ -79,7 +79,7 @@ def build_stacks(app: cdk.App, config: ServingConfig, *, env_name: str, pipeline
     context = AppContext(app)
     if pipeline:
         # Imported here: CDK Pipelines' classes cost ~0.4 s of every synth that builds no pipeline.
-        from stacks.pipeline_stack import PipelineSource, PipelineStack
+        from stacks.pipeline_stack import PipelineStack
 
         if config.pipeline is None:
             raise ValueError("pipeline: missing; allowed: an object with connection_arn, repository and branch "
@@ -87,8 +87,7 @@ def build_stacks(app: cdk.App, config: ServingConfig, *, env_name: str, pipeline
         environments = config.pipeline_environments
         return PipelineStack(
             app, "Pipeline",
-            source=PipelineSource(connection_arn=config.pipeline.connection_arn, repository=config.pipeline.repository,
-                                  branch=config.pipeline.branch),
+            source=config.pipeline,  # validated with the configuration
             environments=environments,
             registry=registry_settings(config),
             model_packages=resolve_packages(config, environments, context=context, refresh=refresh,

@@ -12,8 +12,6 @@ every environment of tier prod). An approval in the model registry (EventBridge
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import aws_cdk as cdk
@@ -26,7 +24,9 @@ from constructs import Construct
 
 from serving_config.paths import PROJECT_ROOT
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs, acknowledge_wildcard_resource
-from serving_config.config import Environment
+# Where the pipeline reads the repository (a CodeStar connection), validated by the config.
+from serving_config.config import Environment, Pipeline as PipelineSource
+from serving_config.names import pipeline_check_role_name, pipeline_stack_name, project_prefix
 from serving_config.model_package import REFRESH_CONTEXT_KEY, DeploymentChecks, RegistrySettings, ResolvedPackage
 from stacks.serving_stack import ServingStack
 
@@ -43,15 +43,6 @@ INSTALL_PYTHON = [
 ]
 
 
-@dataclass(frozen=True)
-class PipelineSource:
-    """Where the pipeline reads the repository: a CodeStar connection (GitHub, GitLab, Bitbucket)."""
-
-    connection_arn: str
-    repository: str  # owner/name
-    branch: str = "main"
-
-
 class ServingStage(cdk.Stage):
     """One environment's ServingStack, deployed to its account and region."""
 
@@ -62,7 +53,7 @@ class ServingStage(cdk.Stage):
 
 def check_role_name(env: Environment) -> str:
     """The role the pipeline's checks assume in `env`'s account (created by its stack)."""
-    return f"{env.project.team}-{env.project.project}-{env.name}-deploy-checks"
+    return env.deploy_checks_role_name
 
 
 def assume(role_arn: str, region: str, session: str) -> list[str]:
@@ -76,19 +67,11 @@ def assume(role_arn: str, region: str, session: str) -> list[str]:
     ]
 
 
-CONNECTION_ARN = re.compile(r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$")
-REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
-
-
 def pipeline_problems(source: PipelineSource, environments: Sequence[Environment],
                       model_packages: Mapping[str, ResolvedPackage]) -> list[str]:
     """What stops a pipeline before anything deploys, one line each (key, value, allowed)."""
+    # The source's connection ARN and repository were validated with the configuration.
     problems = []
-    if not isinstance(source.connection_arn, str) or not CONNECTION_ARN.match(source.connection_arn):
-        problems.append(f"pipeline.connection_arn: got {json.dumps(source.connection_arn)}; allowed: a CodeStar connection "
-                        "ARN, arn:aws:codeconnections:REGION:ACCOUNT:connection/ID (create it in the console and authorize it)")
-    if not isinstance(source.repository, str) or not REPOSITORY.match(source.repository):
-        problems.append(f"pipeline.repository: got {json.dumps(source.repository)}; allowed: owner/name")
     for env in environments:
         for key in ("account", "region"):
             if getattr(env, key) is None:
@@ -117,10 +100,10 @@ class PipelineStack(cdk.Stack):
             raise ValueError("the pipeline cannot be built:\n" + "\n".join(f"  - {p}" for p in problems))
         home = next((e for e in environments if e.name == registry.environment), environments[0])
         project = home.project
-        name = f"{project.team}-{project.project}"
+        name = project_prefix(project)
         super().__init__(
             scope, id,
-            stack_name=f"{name}-pipeline",
+            stack_name=pipeline_stack_name(project),
             description=f"{project.project_camel} delivery pipeline: {' -> '.join(e.name for e in environments)}",
             # The pipeline lives where the model registry is: SageMaker's approval events
             # are delivered to that account's and region's default event bus.
@@ -150,11 +133,11 @@ class PipelineStack(cdk.Stack):
         # One role for every check step: the environments' check roles trust exactly it.
         self.check_role = iam.Role(
             self, "CheckRole",
-            role_name=f"{name}-pipeline-checks",
+            role_name=pipeline_check_role_name(project),
             assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com"),
             description="The pipeline's smoke tests and release plan; assumes each environment's check role",
         )
-        check_role_arn = f"arn:{self.partition}:iam::{self.account}:role/{name}-pipeline-checks"
+        check_role_arn = f"arn:{self.partition}:iam::{self.account}:role/{pipeline_check_role_name(project)}"
         self.pipeline = pipelines.CodePipeline(
             self,
             "Pipeline",

@@ -376,13 +376,23 @@ def pipeline_error(raw: dict, **source) -> str:
     return str(raised.value)
 
 
-def test_a_pipeline_without_a_connection_is_refused_before_anything_is_built():
-    message = pipeline_error(three_accounts(), connection_arn=None)
-    assert message.splitlines() == [
-        "the pipeline cannot be built:",
+def test_a_pipeline_without_a_connection_is_refused_by_the_config_before_anything_is_built():
+    """The connection and repository are validated once, by the config: the pipeline's
+    source is the config's `pipeline` object, so an unvalidated one cannot reach it."""
+    from serving_config.config import ConfigError, parse_config
+    from stacks.pipeline_stack import PipelineSource
+
+    raw = three_accounts()
+    raw["pipeline"] = {"connection_arn": None, "repository": "acme fraud"}
+    with pytest.raises(ConfigError) as raised:
+        parse_config(raw)
+    assert str(raised.value).splitlines()[1:] == [
         "  - pipeline.connection_arn: got null; allowed: a CodeStar connection ARN, "
         "arn:aws:codeconnections:REGION:ACCOUNT:connection/ID (create it in the console and authorize it)",
+        "  - pipeline.repository: got \"acme fraud\"; allowed: owner/name",
     ]
+    with pytest.raises(ValueError):
+        PipelineSource(connection_arn=None, repository="acme/fraud-endpoint")
 
 
 def test_a_pipeline_needs_accounts_regions_and_artifacts_it_can_reach():

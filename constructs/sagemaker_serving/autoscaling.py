@@ -16,10 +16,11 @@ from constructs import Construct
 
 from sagemaker_serving.endpoint import ServingEndpoint
 from serving_config.settings import InstanceAutoscalingSettings, ProvisionedConcurrencySettings
+from sagemaker_serving.variant import EndpointVariant
 
 
-def _resource_id(endpoint_name: str, variant: str) -> str:
-    return f"endpoint/{endpoint_name}/variant/{variant}"
+def _resource_id(variant: EndpointVariant) -> str:
+    return f"endpoint/{variant.endpoint.name}/variant/{variant.name}"
 
 
 def _service_linked_role(scope: Construct) -> iam.IRole:
@@ -35,8 +36,7 @@ def _track(
     scope: Construct,
     id: str,
     *,
-    endpoint: ServingEndpoint,
-    resource_id: str,
+    variant: EndpointVariant,
     dimension: str,
     capacity: tuple[int, int],
     metric: autoscaling.PredefinedMetric,
@@ -51,13 +51,13 @@ def _track(
         scope,
         id,
         service_namespace=autoscaling.ServiceNamespace.SAGEMAKER,
-        resource_id=resource_id,
+        resource_id=_resource_id(variant),
         scalable_dimension=dimension,
         min_capacity=capacity[0],
         max_capacity=capacity[1],
         role=role,
     )
-    target.node.add_dependency(endpoint)
+    target.node.add_dependency(variant.endpoint)
     target.scale_to_track_metric(
         policy_id,
         target_value=target_value,
@@ -69,13 +69,15 @@ def _track(
 
 
 class InstanceCountScaling(Construct):
+    """Every variant of an instance-backed `endpoint` scaled on invocations per instance
+    (`settings`: bounds, target and cooldowns, defaults in `InstanceAutoscalingSettings`)."""
+
     def __init__(
         self,
         scope: Construct,
         id: str,
         *,
         endpoint: ServingEndpoint,
-        endpoint_name: str,
         settings: InstanceAutoscalingSettings,
     ) -> None:
         super().__init__(scope, id)
@@ -84,33 +86,34 @@ class InstanceCountScaling(Construct):
         role = _service_linked_role(self)
         self.targets = [
             _track(
-                self, variant, endpoint=endpoint, resource_id=_resource_id(endpoint_name, variant),
+                self, variant.name, variant=variant,
                 dimension="sagemaker:variant:DesiredInstanceCount",
                 capacity=(settings.min_instances, settings.max_instances),
                 metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_INVOCATIONS_PER_INSTANCE,
                 policy_id="InvocationsPerInstance", target_value=settings.target_invocations_per_instance,
                 cooldowns=(settings.scale_in_cooldown_s, settings.scale_out_cooldown_s), role=role,
             )
-            for variant in endpoint.variant_names
+            for variant in endpoint.variants
         ]
 
 
 class ProvisionedConcurrencyScaling(Construct):
+    """The serverless `endpoint`'s provisioned concurrency scaled on its utilization
+    (`settings`: bounds, target and cooldowns, defaults in `ProvisionedConcurrencySettings`)."""
+
     def __init__(
         self,
         scope: Construct,
         id: str,
         *,
         endpoint: ServingEndpoint,
-        endpoint_name: str,
         settings: ProvisionedConcurrencySettings,
     ) -> None:
         super().__init__(scope, id)
         if not endpoint.serverless:
             raise ValueError("ProvisionedConcurrencyScaling: only serverless endpoints have provisioned concurrency")
-        variant = endpoint.variant_names[0]
         self.target = _track(
-            self, "Target", endpoint=endpoint, resource_id=_resource_id(endpoint_name, variant),
+            self, "Target", variant=endpoint.variants[0],
             dimension="sagemaker:variant:DesiredProvisionedConcurrency",
             capacity=(settings.min_concurrency, settings.max_concurrency),
             metric=autoscaling.PredefinedMetric.SAGEMAKER_VARIANT_PROVISIONED_CONCURRENCY_UTILIZATION,

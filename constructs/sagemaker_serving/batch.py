@@ -27,6 +27,15 @@ TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"
 
 
 class BatchTransform(Construct):
+    """Batch Transform's model, its execution role and the launcher policy (module docstring).
+
+    Props: `bucket` (inputs under batch-input/, outputs under batch-output/); `role_name`
+    and `role_path` (the model's execution role); `image`, `model_data`, `source` (the
+    model, as the endpoint's); `job_name_prefix` (the only job names the launcher may
+    use); `max_payload_bytes` (the handler's request limit: a mini-batch);
+    `kms_key` (the bucket's key, default none); `network` (default isolated, no VPC).
+    """
+
     def __init__(
         self,
         scope: Construct,
@@ -44,7 +53,6 @@ class BatchTransform(Construct):
         network: NetworkSettings = NetworkSettings(),
     ) -> None:
         super().__init__(scope, id)
-        stack = cdk.Stack.of(self)
         self.bucket = bucket
         self.job_name_prefix = job_name_prefix
         self.role = iam.Role(
@@ -80,14 +88,22 @@ class BatchTransform(Construct):
             network=network,  # in the endpoint's VPC; isolated (a job reads whole datasets) unless turned off
         )
 
+        self.launcher_policy = self._launcher_policy(
+            job_name_prefix=job_name_prefix, role_path=role_path, inputs=inputs, outputs=outputs, kms_key=kms_key)
+
+    def _launcher_policy(self, *, job_name_prefix: str, role_path: str, inputs: str, outputs: str,
+                         kms_key: kms.IKey | None) -> iam.ManagedPolicy:
+        """Start jobs with the batch model only, upload inputs, read outputs and the stack."""
+        stack = cdk.Stack.of(self)
+        bucket_arn = self.bucket.bucket_arn
         job_arns = stack.format_arn(service="sagemaker", resource="transform-job", resource_name=f"{job_name_prefix}-*")
-        self.launcher_policy = iam.ManagedPolicy(
+        launcher_policy = iam.ManagedPolicy(
             self,
             "LauncherPolicy",
             description=f"Start, watch and stop {job_name_prefix}-* transform jobs; upload inputs, read outputs",
             path=role_path,
         )
-        self.launcher_policy.add_statements(
+        launcher_policy.add_statements(
             # Without the condition a launcher could start a job named like ours with any
             # model in the account, and so run as that model's role.
             iam.PolicyStatement(
@@ -103,7 +119,7 @@ class BatchTransform(Construct):
             ),
         )
         this_stack = stack.format_arn(service="cloudformation", resource="stack", resource_name=f"{stack.stack_name}/*")
-        self.launcher_policy.add_statements(
+        launcher_policy.add_statements(
             iam.PolicyStatement(sid="UploadInputs", actions=["s3:PutObject"], resources=[inputs]),
             iam.PolicyStatement(sid="ReadOutputs", actions=["s3:GetObject"], resources=[outputs]),
             _list_prefixes(bucket_arn, INPUT_PREFIX, OUTPUT_PREFIX),
@@ -111,18 +127,19 @@ class BatchTransform(Construct):
             iam.PolicyStatement(sid="ReadStackOutputs", actions=["cloudformation:DescribeStacks"], resources=[this_stack]),
         )
         if kms_key is not None:
-            self.launcher_policy.add_statements(iam.PolicyStatement(
+            launcher_policy.add_statements(iam.PolicyStatement(
                 sid="UseDataKey", actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[kms_key.key_arn]
             ))
-        for construct in (self.role, self.launcher_policy):
+        for construct in (self.role, launcher_policy):
             acknowledge_wildcard_resource(construct, inputs, "objects under batch-input/ only: the job reads what it is given")
             acknowledge_wildcard_resource(construct, outputs, "objects under batch-output/ only: one object per input, named by SageMaker")
         acknowledge_wildcard_resource(
-            self.launcher_policy, job_arns, f"only transform jobs named {job_name_prefix}-*: one name per run"
+            launcher_policy, job_arns, f"only transform jobs named {job_name_prefix}-*: one name per run"
         )
         acknowledge_wildcard_resource(
-            self.launcher_policy, this_stack, "this stack only: CloudFormation appends the stack id to its ARN"
+            launcher_policy, this_stack, "this stack only: CloudFormation appends the stack id to its ARN"
         )
+        return launcher_policy
 
     @property
     def input_uri(self) -> str:

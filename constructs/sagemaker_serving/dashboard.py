@@ -6,57 +6,63 @@ expression divides by 1000) so a reader compares them with the 1 s alarm at a gl
 
 from __future__ import annotations
 
+from typing import Callable
+
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from sagemaker_serving.endpoint import ServingEndpoint
+from sagemaker_serving.variant import EndpointVariant
 
 WIDTH = 12
 HEIGHT = 6
 
 
 class EndpointDashboard(Construct):
-    def __init__(self, scope: Construct, id: str, *, endpoint: ServingEndpoint, endpoint_name: str) -> None:
+    """A dashboard named after `endpoint`, graphing every one of its variants."""
+
+    def __init__(self, scope: Construct, id: str, *, endpoint: ServingEndpoint) -> None:
         super().__init__(scope, id)
-        variants = endpoint.variant_names
-        self.dashboard = cloudwatch.Dashboard(self, "Resource", dashboard_name=endpoint_name,
+        variants = endpoint.variants
+        self.dashboard = cloudwatch.Dashboard(self, "Resource", dashboard_name=endpoint.name,
                                               default_interval=cdk.Duration.hours(3))
 
-        def per_variant(factory, label: str) -> list[cloudwatch.IMetric]:
-            return [factory(variant_name=v).with_(label=f"{label} {v}") for v in variants]
+        def per_variant(metric: Callable[[EndpointVariant], cloudwatch.Metric], label: str) -> list[cloudwatch.IMetric]:
+            return [metric(v).with_(label=f"{label} {v.name}") for v in variants]
 
-        def in_ms(factory, label: str) -> list[cloudwatch.IMetric]:
+        def in_ms(metric: Callable[[EndpointVariant], cloudwatch.Metric], label: str) -> list[cloudwatch.IMetric]:
             # Metric ids must be unique within a graph: one per (label, variant).
             return [
-                cloudwatch.MathExpression(expression=f"{label}{i} / 1000", using_metrics={f"{label}{i}": factory(variant_name=v)},
-                                          label=f"{label} {v} (ms)", period=cdk.Duration.minutes(5))
+                cloudwatch.MathExpression(expression=f"{label}{i} / 1000", using_metrics={f"{label}{i}": metric(v)},
+                                          label=f"{label} {v.name} (ms)", period=cdk.Duration.minutes(5))
                 for i, v in enumerate(variants)
             ]
 
+        V = EndpointVariant
         widgets: list[cloudwatch.IWidget] = [
-            graph("Invocations", per_variant(endpoint.metric_invocations, "invocations")),
+            graph("Invocations", per_variant(V.metric_invocations, "invocations")),
             graph("Model and overhead latency (ms; the metrics are µs)",
-                  in_ms(endpoint.metric_model_latency, "model") + in_ms(endpoint.metric_overhead_latency, "overhead"),
+                  in_ms(V.metric_model_latency, "model") + in_ms(V.metric_overhead_latency, "overhead"),
                   unit_label="ms"),
             graph("Errors",
-                  per_variant(endpoint.metric_invocation_4xx_errors, "4XX")
-                  + per_variant(endpoint.metric_invocation_5xx_errors, "5XX")
-                  + per_variant(endpoint.metric_invocation_model_errors, "model errors")),
+                  per_variant(V.metric_invocation_4xx_errors, "4XX")
+                  + per_variant(V.metric_invocation_5xx_errors, "5XX")
+                  + per_variant(V.metric_invocation_model_errors, "model errors")),
         ]
         if endpoint.serverless:
             widgets += [
-                graph("Memory utilization (%)", per_variant(endpoint.metric_memory_utilization, "memory")),
-                graph("Serverless concurrency utilization", per_variant(endpoint.metric_serverless_concurrency, "concurrency")),
-                graph("Model setup time, cold starts (ms)", in_ms(endpoint.metric_model_setup_time, "setup"), unit_label="ms"),
+                graph("Memory utilization (%)", per_variant(V.metric_memory_utilization, "memory")),
+                graph("Serverless concurrency utilization", per_variant(V.metric_serverless_concurrency, "concurrency")),
+                graph("Model setup time, cold starts (ms)", in_ms(V.metric_model_setup_time, "setup"), unit_label="ms"),
             ]
         else:
             widgets += [
                 graph("CPU / memory / disk utilization (%; CPU is summed over cores)",
-                      [endpoint.metric_utilization(name, variant_name=v).with_(label=f"{name.removesuffix('Utilization')} {v}")
+                      [v.metric_utilization(name).with_(label=f"{name.removesuffix('Utilization')} {v.name}")
                        for name in ("CPUUtilization", "MemoryUtilization", "DiskUtilization") for v in variants]),
                 graph("Invocations per instance (what autoscaling tracks)",
-                      per_variant(endpoint.metric_invocations_per_instance, "per instance")),
+                      per_variant(V.metric_invocations_per_instance, "per instance")),
             ]
         for row_start in range(0, len(widgets), 2):
             self.dashboard.add_widgets(*widgets[row_start:row_start + 2])

@@ -13,7 +13,8 @@ from sagemaker_serving.nag import INLINE_POLICY_REASON, acknowledge_in_complianc
 
 
 class DeploymentCheckRole(Construct):
-    """Assumable only by `trusted_role_arn` (the pipeline's check steps)."""
+    """`role_name`, assumable only by `trusted_role_arn` (the pipeline's check steps), may
+    invoke `endpoint`, read its alarms and read this stack."""
 
     def __init__(
         self,
@@ -23,7 +24,6 @@ class DeploymentCheckRole(Construct):
         role_name: str,
         trusted_role_arn: str,
         endpoint: ServingEndpoint,
-        alarm_name_prefix: str,
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
@@ -36,6 +36,7 @@ class DeploymentCheckRole(Construct):
             max_session_duration=cdk.Duration.hours(1),
         )
         endpoint.grant_invoke(self.role)
+        alarm_name_prefix = f"{endpoint.name}-"  # EndpointAlarms names every alarm after its endpoint
         alarms = stack.format_arn(service="cloudwatch", resource="alarm", resource_name=f"{alarm_name_prefix}*",
                                   arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
         self.role.add_to_principal_policy(iam.PolicyStatement(

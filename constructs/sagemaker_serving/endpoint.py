@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import aws_cdk as cdk
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sagemaker as sagemaker
@@ -13,14 +11,27 @@ from constructs import Construct
 
 from sagemaker_serving.model import SklearnModel
 from serving_config.settings import DEFAULT_VARIANT_NAME, RolloutSettings, ServerlessSettings, VariantSettings
+from sagemaker_serving.variant import NAMESPACE, UTILIZATION_NAMESPACE, EndpointVariant  # noqa: F401 (re-exported)
 
-NAMESPACE = "AWS/SageMaker"
-# Instance (and serverless memory) utilization lives in its own namespace.
-UTILIZATION_NAMESPACE = "/aws/sagemaker/Endpoints"
+
 @dataclass(frozen=True)
 class ServerlessVariant:
     model: SklearnModel
     capacity: ServerlessSettings
+
+    name = DEFAULT_VARIANT_NAME
+    serverless = True
+
+    def production_variant(self) -> sagemaker.CfnEndpointConfig.ProductionVariantProperty:
+        return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+            variant_name=self.name,
+            model_name=self.model.model_name,
+            serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+                memory_size_in_mb=self.capacity.memory_mb,
+                max_concurrency=self.capacity.max_concurrency,
+                provisioned_concurrency=self.capacity.provisioned_concurrency,
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -36,6 +47,21 @@ class InstanceVariant:
     model: SklearnModel
     fleet: VariantSettings
 
+    serverless = False
+
+    @property
+    def name(self) -> str:
+        return self.fleet.name
+
+    def production_variant(self) -> sagemaker.CfnEndpointConfig.ProductionVariantProperty:
+        return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+            variant_name=self.fleet.name,
+            model_name=self.model.model_name,
+            instance_type=self.fleet.instance_type,
+            initial_instance_count=self.fleet.instance_count,
+            initial_variant_weight=self.fleet.weight,
+        )
+
 
 class ServingEndpoint(Construct):
     """An `AWS::SageMaker::EndpointConfig` and the `AWS::SageMaker::Endpoint` using it.
@@ -43,6 +69,13 @@ class ServingEndpoint(Construct):
     The config is named by CloudFormation: every change to it is a replacement, and a
     fixed name would collide with the old config. The endpoint keeps the fixed name
     callers use; pointing it at a new config is an in-place update.
+
+    Props: `endpoint_name` (fixed; `name` keeps it as a literal, `endpoint_name` is the
+    deployed attribute); exactly one of `serverless` (one variant) or `instance_variants`
+    (A/B); `kms_key` (storage and captured data; default AWS-owned); `data_capture`
+    (instance endpoints only; default off); `retain_instance_counts` (default False: set
+    with autoscaling, so an update keeps the counts it chose). `variants` are
+    `EndpointVariant` objects owning their `metric_*`.
     """
 
     def __init__(
@@ -61,35 +94,13 @@ class ServingEndpoint(Construct):
         self._validate(serverless, instance_variants)
         if serverless is not None and data_capture is not None:
             raise ValueError("ServingEndpoint: serverless endpoints take no data capture")
-        if serverless is not None:
-            self.variant_names = [DEFAULT_VARIANT_NAME]
-            self.serverless = True
-            capacity = serverless.capacity
-            variants = [
-                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=DEFAULT_VARIANT_NAME,
-                    model_name=serverless.model.model_name,
-                    serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
-                        memory_size_in_mb=capacity.memory_mb,
-                        max_concurrency=capacity.max_concurrency,
-                        provisioned_concurrency=capacity.provisioned_concurrency,
-                    ),
-                )
-            ]
-        else:
-            assert instance_variants is not None
-            self.variant_names = [v.fleet.name for v in instance_variants]
-            self.serverless = False
-            variants = [
-                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=v.fleet.name,
-                    model_name=v.model.model_name,
-                    instance_type=v.fleet.instance_type,
-                    initial_instance_count=v.fleet.instance_count,
-                    initial_variant_weight=v.fleet.weight,
-                )
-                for v in instance_variants
-            ]
+        specs = [serverless] if serverless is not None else list(instance_variants or ())
+        self.serverless = serverless is not None
+        # The fixed name callers use, as a literal: alarm, dashboard and scaling names and
+        # the metrics' dimensions derive from it (`endpoint_name` is the deployed attribute).
+        self.name = endpoint_name
+        self.variants = [EndpointVariant(endpoint=self, name=spec.name, serverless=spec.serverless) for spec in specs]
+        variants = [spec.production_variant() for spec in specs]
 
         self.config = sagemaker.CfnEndpointConfig(
             self,
@@ -112,7 +123,6 @@ class ServingEndpoint(Construct):
                 for t in ("DesiredWeight", "DataCaptureConfig")
             ] if retain_instance_counts else None,
         )
-        self._endpoint_name = endpoint_name
 
     @staticmethod
     def _data_capture(capture: DataCapture, kms_key: kms.IKey | None) -> sagemaker.CfnEndpointConfig.DataCaptureConfigProperty:
@@ -160,6 +170,10 @@ class ServingEndpoint(Construct):
             raise ValueError("ServingEndpoint: give exactly one of serverless or instance_variants")
 
     @property
+    def variant_names(self) -> list[str]:
+        return [v.name for v in self.variants]
+
+    @property
     def endpoint_name(self) -> str:
         # Ref of an Endpoint is its ARN; the name comes from the attribute.
         return self.resource.attr_endpoint_name
@@ -172,65 +186,3 @@ class ServingEndpoint(Construct):
         return iam.Grant.add_to_principal(
             grantee=grantee, actions=["sagemaker:InvokeEndpoint"], resource_arns=[self.endpoint_arn]
         )
-
-    # ---------------------------------------------------------------- metrics
-    def metric(
-        self,
-        metric_name: str,
-        *,
-        variant_name: str | None = None,
-        namespace: str = NAMESPACE,
-        statistic: str = "Average",
-        period: cdk.Duration = cdk.Duration.minutes(5),
-        unit: cloudwatch.Unit | None = None,
-    ) -> cloudwatch.Metric:
-        return cloudwatch.Metric(
-            namespace=namespace,
-            metric_name=metric_name,
-            dimensions_map={"EndpointName": self._endpoint_name, "VariantName": variant_name or self.variant_names[0]},
-            statistic=statistic,
-            period=period,
-            unit=unit,
-        )
-
-    def metric_invocations(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
-        return self.metric("Invocations", variant_name=variant_name, statistic="Sum")
-
-    def metric_model_latency(self, *, variant_name: str | None = None, statistic: str = "Average") -> cloudwatch.Metric:
-        """In microseconds, as SageMaker publishes it."""
-        return self.metric("ModelLatency", variant_name=variant_name, statistic=statistic)
-
-    def metric_invocation_5xx_errors(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
-        return self.metric("Invocation5XXErrors", variant_name=variant_name, statistic="Sum")
-
-    def metric_invocation_4xx_error_rate(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
-        """Each request emits 1 or 0, so the Average is the rate (0..1)."""
-        return self.metric("Invocation4XXErrors", variant_name=variant_name, statistic="Average")
-
-    def metric_memory_utilization(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
-        """Percent; published for serverless endpoints too."""
-        return self.metric_utilization("MemoryUtilization", variant_name=variant_name)
-
-    def metric_overhead_latency(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
-        """In microseconds: SageMaker's own time around the model."""
-        return self.metric("OverheadLatency", variant_name=variant_name)
-
-    def metric_model_setup_time(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
-        """In microseconds: serverless cold starts."""
-        return self.metric("ModelSetupTime", variant_name=variant_name)
-
-    def metric_invocation_model_errors(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
-        return self.metric("InvocationModelErrors", variant_name=variant_name, statistic="Sum")
-
-    def metric_invocation_4xx_errors(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
-        return self.metric("Invocation4XXErrors", variant_name=variant_name, statistic="Sum")
-
-    def metric_utilization(self, metric_name: str, *, variant_name: str | None = None) -> cloudwatch.Metric:
-        """CPUUtilization (summed over cores), MemoryUtilization, DiskUtilization, percent."""
-        return self.metric(metric_name, variant_name=variant_name, namespace=UTILIZATION_NAMESPACE)
-
-    def metric_invocations_per_instance(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
-        return self.metric("InvocationsPerInstance", variant_name=variant_name, statistic="Sum")
-
-    def metric_serverless_concurrency(self, *, variant_name: str | None = None) -> cloudwatch.Metric:
-        return self.metric("ServerlessConcurrentExecutionsUtilization", variant_name=variant_name)

@@ -12,9 +12,15 @@ from aws_cdk import aws_s3_assets as s3_assets
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from serving_runtime.archive import archive_files
-from serving_runtime.bundle import bundle_entries, reproducible_targz, source_bundle_bytes, write_content_addressed
-from serving_runtime.image import DEFAULT_PROGRAM
+from serving_runtime.bundle import source_bundle_bytes, write_content_addressed
+from serving_runtime.contract import (
+    CODE_IN_ARCHIVE,
+    DEFAULT_PROGRAM,
+    MODEL_ARCHIVE,
+    S3_BUCKET_NAME,
+    archive_with_code,
+    container_environment,
+)
 from sagemaker_serving.image import SklearnImage
 from serving_config.settings import NetworkSettings
 from sagemaker_serving.nag import (
@@ -24,7 +30,7 @@ from sagemaker_serving.nag import (
     acknowledge_wildcard_resource,
 )
 
-S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+\.tar\.gz)$")
+S3_URL = re.compile(rf"^s3://(?P<bucket>{S3_BUCKET_NAME})/(?P<key>.+\.tar\.gz)$")
 
 
 class ModelData(abc.ABC):
@@ -131,9 +137,64 @@ def grant_object_read(scope: Construct, grantee: iam.IGrantable, bucket: str, ke
 
 def model_with_code(model_archive: Path, source: "SourceBundle") -> Path:
     """`model.tar.gz` repacked with the handler under `code/`."""
-    entries = [(name, data) for name, data in archive_files(model_archive) if not name.startswith("code/")]
-    entries += bundle_entries(source.directory, prefix="code/")
-    return write_content_addressed(reproducible_targz(entries), "model.tar.gz")
+    return write_content_addressed(archive_with_code(model_archive, source.directory), MODEL_ARCHIVE)
+
+
+def grant_container_telemetry(scope: Construct, role: iam.IRole, log_group_prefix: str) -> str:
+    """Write the container's logs under `log_group_prefix` and its metrics; returns the
+    log groups' ARN pattern."""
+    log_groups = cdk.Stack.of(scope).format_arn(
+        service="logs",
+        resource="log-group",
+        resource_name=f"{log_group_prefix}*",
+        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+    )
+    iam.Grant.add_to_principal(
+        grantee=role,
+        actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+        resource_arns=[log_groups],
+    )
+    iam.Grant.add_to_principal(
+        grantee=role,
+        # PutMetricData has no resource-level form; the condition keeps it to SageMaker's namespaces.
+        actions=["cloudwatch:PutMetricData"],
+        resource_arns=["*"],
+        conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+    )
+    return log_groups
+
+
+def acknowledge_model_role(role: iam.IRole) -> None:
+    acknowledge_in_compliance_packs(role, "IAMNoInlinePolicy", INLINE_POLICY_REASON)
+    acknowledge(
+        role,
+        "AwsSolutions-IAM5[Resource::*]",
+        "ecr:GetAuthorizationToken, cloudwatch:PutMetricData and the EC2 Describe/NetworkInterface actions a "
+        "VPC model needs have no usable resource-level form; PutMetricData is limited to /aws/sagemaker/* by condition",
+    )
+
+
+def grant_model_network_interfaces(role: iam.IRole) -> None:
+    """What a model in a VPC needs of its role."""
+    # In a VPC, CreateModel and the container attach network interfaces as this
+    # role; without these it fails on AWS, not at synth. Only roles of VPC models
+    # get them. They stay on "*": EC2's Describe calls have no resource-level
+    # form, and SageMaker documents the interface actions on "*" with no
+    # ec2:Subnet/ec2:Vpc scoping (conditions there make its VPC validation fail);
+    # subnets may also be shared from another account, so an account-scoped ARN
+    # could refuse them (README, "What stays `*`").
+    role.add_to_principal_policy(iam.PolicyStatement(
+        sid="ReadVpcConfiguration",
+        actions=["ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups",
+                 "ec2:DescribeSubnets", "ec2:DescribeVpcs"],
+        resources=["*"],
+    ))
+    role.add_to_principal_policy(iam.PolicyStatement(
+        sid="ManageModelNetworkInterfaces",
+        actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+                 "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"],
+        resources=["*"],
+    ))
 
 
 class SourceBundle:
@@ -160,6 +221,12 @@ class SourceBundle:
 class SklearnModel(Construct):
     """`AWS::SageMaker::Model` for the sklearn image, its handler and its artifact.
 
+    Props: `role` (execution role; granted what the container needs unless imported
+    immutable), `image`, `model_data` (where model.tar.gz comes from), `source` (the
+    handler), `log_group_prefix` (where the container logs), `max_request_bytes` (the
+    handler's limit), `network` (default isolated, no VPC). The handler travels inside
+    the archive when isolated or registered, else as its own asset.
+
     The execution role gets exactly what the container needs: read the artifact and the
     code, pull the image, write its logs under `log_group_prefix`. CloudFormation names
     the model: every property change replaces it, and a fixed name would then collide.
@@ -185,7 +252,7 @@ class SklearnModel(Construct):
         if network.isolation or model_data.includes_code:
             # No network, or a registered version: the code travels inside model.tar.gz under code/.
             model_data = model_data.with_code(source)
-            code_url = "/opt/ml/model/code"
+            code_url = CODE_IN_ARCHIVE
         else:
             code_url = source.bind(self, role)
         if not network.isolation:
@@ -196,33 +263,9 @@ class SklearnModel(Construct):
             )
         model_data_url = model_data.bind(self, role)
         image.grant_pull(self, role)
-        log_groups = stack.format_arn(
-            service="logs",
-            resource="log-group",
-            resource_name=f"{log_group_prefix}*",
-            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
-        )
-        iam.Grant.add_to_principal(
-            grantee=role,
-            actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
-            resource_arns=[log_groups],
-        )
-        iam.Grant.add_to_principal(
-            grantee=role,
-            # PutMetricData has no resource-level form; the condition keeps it to SageMaker's namespaces.
-            actions=["cloudwatch:PutMetricData"],
-            resource_arns=["*"],
-            conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
-        )
-
-        # The same environment the SageMaker SDK's SKLearnModel sets.
-        environment = {
-            "SAGEMAKER_PROGRAM": source.program,
-            "SAGEMAKER_SUBMIT_DIRECTORY": code_url,
-            "SAGEMAKER_CONTAINER_LOG_LEVEL": "20",
-            "SAGEMAKER_REGION": stack.region,
-            "HANDLER_MAX_REQUEST_BYTES": str(max_request_bytes),
-        }
+        log_groups = grant_container_telemetry(self, role, log_group_prefix)
+        environment = container_environment(program=source.program, submit_directory=code_url, region=stack.region,
+                                            max_request_bytes=max_request_bytes)
         self.resource = sagemaker.CfnModel(
             self,
             "Resource",
@@ -241,32 +284,8 @@ class SklearnModel(Construct):
             role, log_groups, f"SageMaker names the log group {log_group_prefix}[/job] and a stream per instance"
         )
         if network.subnet_ids:
-            # In a VPC, CreateModel and the container attach network interfaces as this
-            # role; without these it fails on AWS, not at synth. Only roles of VPC models
-            # get them. They stay on "*": EC2's Describe calls have no resource-level
-            # form, and SageMaker documents the interface actions on "*" with no
-            # ec2:Subnet/ec2:Vpc scoping (conditions there make its VPC validation fail);
-            # subnets may also be shared from another account, so an account-scoped ARN
-            # could refuse them (README, "What stays `*`").
-            role.add_to_principal_policy(iam.PolicyStatement(
-                sid="ReadVpcConfiguration",
-                actions=["ec2:DescribeDhcpOptions", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSecurityGroups",
-                         "ec2:DescribeSubnets", "ec2:DescribeVpcs"],
-                resources=["*"],
-            ))
-            role.add_to_principal_policy(iam.PolicyStatement(
-                sid="ManageModelNetworkInterfaces",
-                actions=["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
-                         "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission"],
-                resources=["*"],
-            ))
-        acknowledge_in_compliance_packs(role, "IAMNoInlinePolicy", INLINE_POLICY_REASON)
-        acknowledge(
-            role,
-            "AwsSolutions-IAM5[Resource::*]",
-            "ecr:GetAuthorizationToken, cloudwatch:PutMetricData and the EC2 Describe/NetworkInterface actions a "
-            "VPC model needs have no usable resource-level form; PutMetricData is limited to /aws/sagemaker/* by condition",
-        )
+            grant_model_network_interfaces(role)
+        acknowledge_model_role(role)
         # CreateModel and the container's start read S3 and ECR as the role: wait for
         # its policy, not only the role (which ExecutionRoleArn already orders), or
         # they can fail while the policy is still being attached.

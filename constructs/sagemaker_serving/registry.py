@@ -13,9 +13,11 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from sagemaker_serving.access_logs import log_access
+from sagemaker_serving.keys import grants_only_for_aws_resources
+from serving_config.settings import REGISTRY_ARCHIVE_PREFIX
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs
 
-ARCHIVE_PREFIX = "model-registry/"
+ARCHIVE_PREFIX = REGISTRY_ARCHIVE_PREFIX
 
 
 class ModelRegistry(Construct):
@@ -24,7 +26,9 @@ class ModelRegistry(Construct):
 
     `reader_accounts` (the other environments' accounts) may list and describe the
     versions and read their archives, so their synths resolve and their models load
-    an approved version across accounts.
+    an approved version across accounts (default: none). `bucket_name`: the archive
+    bucket. `access_log_bucket`: where the archive bucket's access logs go (default none:
+    then CloudTrail data events are the record, acknowledged as such).
     """
 
     def __init__(
@@ -43,14 +47,12 @@ class ModelRegistry(Construct):
         self.group_name = group_name
         self.group_arn = stack.format_arn(service="sagemaker", resource="model-package-group", resource_name=group_name)
         versions_arn = stack.format_arn(service="sagemaker", resource="model-package", resource_name=f"{group_name}/*")
-        policy = None
-        if readers:
-            policy = iam.PolicyDocument(statements=[iam.PolicyStatement(
-                sid="OtherEnvironmentsResolveApprovedVersions",
-                principals=[iam.AccountPrincipal(a) for a in readers],
-                actions=["sagemaker:DescribeModelPackageGroup", "sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages"],
-                resources=[self.group_arn, versions_arn],
-            )]).to_json()
+        policy = iam.PolicyDocument(statements=[iam.PolicyStatement(
+            sid="OtherEnvironmentsResolveApprovedVersions",
+            principals=[iam.AccountPrincipal(a) for a in readers],
+            actions=["sagemaker:DescribeModelPackageGroup", "sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages"],
+            resources=[self.group_arn, versions_arn],
+        )]).to_json() if readers else None
         self.group = sagemaker.CfnModelPackageGroup(
             self,
             "Group",
@@ -62,18 +64,9 @@ class ModelRegistry(Construct):
 
         # Its own key, retained with the archives: the stack's data key goes with a
         # disposable environment (dev), and the archives must stay readable after it.
-        self.key = key = kms.Key(
-            self, "Key",
-            description=f"Encrypts the archives of the versions of {group_name}",
-            enable_key_rotation=True,
-            removal_policy=cdk.RemovalPolicy.RETAIN,
-        )
-        # Control Tower CT.KMS.PR.3, as the data key: grants only for AWS resources.
-        key.add_to_resource_policy(iam.PolicyStatement(
-            sid="GrantsOnlyForAwsResources", effect=iam.Effect.DENY, principals=[iam.StarPrincipal()],
-            actions=["kms:CreateGrant"], resources=["*"],
-            conditions={"BoolIfExists": {"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}},
-        ))
+        self.key = key = kms.Key(self, "Key", description=f"Encrypts the archives of the versions of {group_name}",
+                                 enable_key_rotation=True, removal_policy=cdk.RemovalPolicy.RETAIN)
+        key.add_to_resource_policy(grants_only_for_aws_resources())
         self.bucket = s3.Bucket(
             self,
             "Archives",
@@ -90,16 +83,29 @@ class ModelRegistry(Construct):
             lifecycle_rules=[s3.LifecycleRule(
                 id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=cdk.Duration.days(7))],
         )
-        if readers:
-            principals = [iam.AccountPrincipal(a) for a in readers]
-            self.bucket.add_to_resource_policy(iam.PolicyStatement(
-                sid="OtherEnvironmentsReadArchives", principals=principals,
-                actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(f"{ARCHIVE_PREFIX}*")],
-            ))
-            key.add_to_resource_policy(iam.PolicyStatement(
-                sid="OtherEnvironmentsDecryptArchives", principals=principals, actions=["kms:Decrypt"], resources=["*"],
-                conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"}},
-            ))
+        self._share_archives(readers, key)
+        self._log_access(bucket_name, access_log_bucket)
+        acknowledge_in_compliance_packs(
+            self.bucket, "S3BucketReplicationEnabled",
+            "Versioned, KMS-encrypted and retained; cross-region copies are the platform team's DR decision",
+        )
+
+    def _share_archives(self, readers: Sequence[str], key: kms.Key) -> None:
+        """The other environments' accounts read the archives, through S3 only for the key."""
+        if not readers:
+            return
+        stack = cdk.Stack.of(self)
+        principals = [iam.AccountPrincipal(a) for a in readers]
+        self.bucket.add_to_resource_policy(iam.PolicyStatement(
+            sid="OtherEnvironmentsReadArchives", principals=principals,
+            actions=["s3:GetObject"], resources=[self.bucket.arn_for_objects(f"{ARCHIVE_PREFIX}*")],
+        ))
+        key.add_to_resource_policy(iam.PolicyStatement(
+            sid="OtherEnvironmentsDecryptArchives", principals=principals, actions=["kms:Decrypt"], resources=["*"],
+            conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"}},
+        ))
+
+    def _log_access(self, bucket_name: str, access_log_bucket: s3.IBucket | None) -> None:
         if access_log_bucket is not None:  # the stack's access-log bucket, retained with the registry
             log_access(self.bucket, bucket_name=bucket_name, to=access_log_bucket, sid="S3ServerAccessLogDeliveryRegistry")
         else:
@@ -109,7 +115,3 @@ class ModelRegistry(Construct):
             )
             acknowledge(self.bucket, "AwsSolutions-S1", why_no_logs)
             acknowledge_in_compliance_packs(self.bucket, "S3BucketLoggingEnabled", why_no_logs)
-        acknowledge_in_compliance_packs(
-            self.bucket, "S3BucketReplicationEnabled",
-            "Versioned, KMS-encrypted and retained; cross-region copies are the platform team's DR decision",
-        )

@@ -135,6 +135,23 @@ def sagemaker_name(value: str) -> str:
 PORT = whole_number(1, 65535, what="a port")
 
 
+def utc_time(value: str):
+    """An ISO-8601 time ('2026-12-01', '2026-12-01T17:00', '...Z' or with an offset), in UTC."""
+    from monitoring.capture import parse_time
+
+    text(value)
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"got {_shown(value)}; allowed: an ISO-8601 time such as 2026-12-01 or 2026-12-01T17:00Z") from None
+
+
+def sagemaker_variant(value: str) -> str:
+    """A variant name: 1-63 letters, digits and hyphens (ProductionVariant.VariantName)."""
+    return sagemaker_name(value)
+
+
 # ------------------------------------------------------------------ environment
 
 

@@ -32,10 +32,13 @@ def _program_default() -> str:
 class OneLineErrorParser(argparse.ArgumentParser):
     """argparse, with a usage mistake reported in one line (not the usage block), exit 2."""
 
+    # A command whose contract gives bad input exit status 1 (compare) sets this to 1.
+    usage_exit_status = 2
+
     def error(self, message: str) -> "NoReturn":  # type: ignore[override]
         # argparse quotes some values raw ("unrecognized arguments: a<newline>b"): escape line breaks.
         flat = "".join(repr(c)[1:-1] if f"x{c}x".splitlines() != [f"x{c}x"] else c for c in message)
-        self.exit(2, f"{self.prog}: {flat} (see {self.prog} --help)\n")
+        self.exit(self.usage_exit_status, f"{self.prog}: {flat} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -103,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_plan_arguments(p)
 
+    _add_compare(commands)
+
     commands.add_parser("demo", help="the whole flow on a local AWS (moto): deploy, serve, invoke, transform, destroy")
 
     # The model registry (endpointctl.registry): versions in the registry environment's stack.
@@ -119,6 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("smoke-test", help="after a deploy: the guide's request answers 200 and no alarm is in ALARM")
     p.add_argument("--env", required=True, help=ENV_HELP)
     return parser
+
+
+def _add_compare(commands) -> None:
+    p = commands.add_parser("compare", help="champion vs challenger on captured pairs: agreement, flag rates, "
+                            "probability deltas, quality with ground truth (exit 1 on bad input)")
+    p.usage_exit_status = 1  # issue 20's contract: 0, or 1 on bad input
+    p.add_argument("--env", type=arguments.text, help=ENV_HELP + "; fills --capture, --production and --shadow from the stack")
+    p.add_argument("--capture", type=arguments.location, metavar="DIR|s3://...", help="capture destination, endpoint or variant-parent folder")
+    p.add_argument("--production", type=arguments.sagemaker_variant, metavar="VARIANT", help="production variant name")
+    p.add_argument("--shadow", type=arguments.sagemaker_variant, metavar="VARIANT", help="shadow variant name")
+    p.add_argument("--ground-truth", type=arguments.location, metavar="DIR|s3://...", help="labels, for precision and recall")
+    p.add_argument("--since", type=arguments.utc_time, metavar="T", help="first inference time (ISO-8601, UTC if no offset)")
+    p.add_argument("--until", type=arguments.utc_time, metavar="T", help="end of the window, exclusive")
+    p.add_argument("--format", choices=("markdown", "json"), default="markdown", help="default: markdown")
 
 
 # ------------------------------------------------------------------------ commands
@@ -187,6 +206,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return run_plan(args)
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from endpointctl.compare import run_compare
+
+    return run_compare(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from endpointctl.demo import main as demo_main
 
@@ -203,6 +228,7 @@ COMMANDS = {
     "status": cmd_status,
     "cost": cmd_cost,
     "plan": cmd_plan,
+    "compare": cmd_compare,
 }
 
 

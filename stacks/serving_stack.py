@@ -33,6 +33,7 @@ from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle, sagem
 from sagemaker_serving.registry import ModelRegistry
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs, acknowledge_wildcard_resource
 from sagemaker_serving.settings import DATA_CAPTURE_PREFIX, NetworkSettings
+from sagemaker_serving.shadow import ShadowWatch
 from serving_runtime.image import DEFAULT_PROGRAM, HANDLER_DIR, PROJECT_ROOT, image_uri
 from stacks.config import Environment, ServerlessEndpoint
 from stacks.model_package import DeploymentChecks, RegistrySettings, ResolvedPackage
@@ -160,6 +161,11 @@ class ServingStack(cdk.Stack):
         self._rollout(env)
         self._endpoint_role_grants(env)
         self.log_group, self.dashboard = self._logs_and_dashboard(env, removal)
+        if getattr(env.endpoint, "shadow", None) is not None:  # its own alarms and topic: a shadow pages nobody
+            shadow = env.endpoint.shadow
+            ShadowWatch(self, "Shadow", endpoint=self.endpoint, endpoint_name=env.endpoint_name, kms_key=self.key,
+                        notify_email=shadow.notify_email, thresholds=env.alarms, dashboard=self.dashboard.dashboard,
+                        scaling=shadow.autoscaling)
         self.batch = self._batch(env, models)
         self._outputs(env)
         self._delivery(env, model_registry, registry_readers, model_package, deployment_checks)
@@ -178,7 +184,7 @@ class ServingStack(cdk.Stack):
                 serverless=ServerlessVariant(model=models.endpoint_model(models.default_model), capacity=env.endpoint),
                 kms_key=self.key,
             )
-        capture = env.endpoint.data_capture_percent
+        capture, shadow = env.endpoint.data_capture_percent, env.endpoint.shadow
         return ServingEndpoint(
             self,
             "Endpoint",
@@ -187,11 +193,14 @@ class ServingStack(cdk.Stack):
             data_capture=DataCapture(
                 destination_s3_uri=f"s3://{self.bucket.bucket_name}/{DATA_CAPTURE_PREFIX}", sampling_percent=capture
             ) if capture else None,
-            retain_instance_counts=env.endpoint.autoscaling is not None,
+            retain_instance_counts=env.endpoint.autoscaling is not None or (shadow is not None and shadow.autoscaling is not None),
             instance_variants=[
                 InstanceVariant(model=models.endpoint_model(v.model_data or models.default_model), fleet=v)
                 for v in env.endpoint.variants
             ],
+            # The challenger: preflighted and isolated as any model (issue 20).
+            shadow=InstanceVariant(model=models.endpoint_model(shadow.model_data),
+                                   fleet=shadow.fleet(env.endpoint.variants[0])) if shadow is not None else None,
         )
 
     def _alarms(self, env: Environment) -> tuple[sns.Topic, EndpointAlarms]:

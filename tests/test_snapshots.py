@@ -30,6 +30,6 @@ def snapshot_json(snapshot):
     return snapshot.use_extension(JSONSnapshotExtension)
 
 
-@pytest.mark.parametrize("case", ["dev", "staging", "prod", "prod-pinned-imported", "staging-ab"])
+@pytest.mark.parametrize("case", ["dev", "staging", "prod", "prod-pinned-imported", "staging-ab", "prod-shadow"])
 def test_template_snapshot(synthesized, snapshot_json, case):
     assert normalized(synthesized.templates[case]) == snapshot_json

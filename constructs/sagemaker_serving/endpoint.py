@@ -56,9 +56,16 @@ class ServingEndpoint(Construct):
         kms_key: kms.IKey | None = None,
         data_capture: DataCapture | None = None,
         retain_instance_counts: bool = False,
+        shadow: InstanceVariant | None = None,
     ) -> None:
+        """`shadow`: a challenger that gets a copy of the single production variant's
+        requests (its weight's share of the production weight) and whose answers are
+        captured, never returned (reference, "Watching a live endpoint")."""
         super().__init__(scope, id)
         self._validate(serverless, instance_variants)
+        if shadow is not None and (serverless is not None or len(instance_variants or ()) != 1):
+            raise ValueError("ServingEndpoint: a shadow needs exactly one instance-backed production variant")
+        self.shadow_variant_name = shadow.fleet.name if shadow is not None else None
         if serverless is not None and data_capture is not None:
             raise ValueError("ServingEndpoint: serverless endpoints take no data capture")
         if serverless is not None:
@@ -80,16 +87,7 @@ class ServingEndpoint(Construct):
             assert instance_variants is not None
             self.variant_names = [v.fleet.name for v in instance_variants]
             self.serverless = False
-            variants = [
-                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=v.fleet.name,
-                    model_name=v.model.model_name,
-                    instance_type=v.fleet.instance_type,
-                    initial_instance_count=v.fleet.instance_count,
-                    initial_variant_weight=v.fleet.weight,
-                )
-                for v in instance_variants
-            ]
+            variants = [self._instance_variant(v) for v in instance_variants]
 
         self.config = sagemaker.CfnEndpointConfig(
             self,
@@ -98,6 +96,7 @@ class ServingEndpoint(Construct):
             # Instance variants: their storage volumes; serverless: SageMaker's copy of the image.
             kms_key_id=kms_key.key_arn if kms_key is not None else None,
             data_capture_config=self._data_capture(data_capture, kms_key) if data_capture else None,
+            shadow_production_variants=[self._instance_variant(shadow)] if shadow is not None else None,
         )
         self.resource = sagemaker.CfnEndpoint(
             self,
@@ -113,6 +112,16 @@ class ServingEndpoint(Construct):
             ] if retain_instance_counts else None,
         )
         self._endpoint_name = endpoint_name
+
+    @staticmethod
+    def _instance_variant(v: InstanceVariant) -> sagemaker.CfnEndpointConfig.ProductionVariantProperty:
+        return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+            variant_name=v.fleet.name,
+            model_name=v.model.model_name,
+            instance_type=v.fleet.instance_type,
+            initial_instance_count=v.fleet.instance_count,
+            initial_variant_weight=v.fleet.weight,
+        )
 
     @staticmethod
     def _data_capture(capture: DataCapture, kms_key: kms.IKey | None) -> sagemaker.CfnEndpointConfig.DataCaptureConfigProperty:

@@ -132,6 +132,25 @@ def sagemaker_name(value: str) -> str:
     return value
 
 
+def capture_destination(value: str) -> str:
+    """A folder or an s3://bucket[/prefix] (the prefix may be empty, as a DestinationS3Uri's)."""
+    text(value)
+    if value.startswith("s3://"):
+        if not value.removeprefix("s3://").partition("/")[0]:
+            raise argparse.ArgumentTypeError(f"got {_shown(value)}; allowed: s3://bucket[/prefix] or a local folder")
+        return value
+    path(value)
+    return value
+
+
+def inference_id(value: str) -> str:
+    """InvokeEndpoint's InferenceId: 1-64 printable ASCII characters, the first not a space."""
+    if not re.fullmatch(r"[\x21-\x7e][\x20-\x7e]{0,63}", value):
+        raise argparse.ArgumentTypeError(
+            f"got {_shown(value)}; allowed: 1-64 printable ASCII characters, the first not a space")
+    return value
+
+
 PORT = whole_number(1, 65535, what="a port")
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from endpointctl import arguments
+from endpointctl.serve_capture import DEFAULT_CAPTURE_ENDPOINT, DEFAULT_CAPTURE_VARIANT
 from endpointctl.cost import DEFAULT_DURATION_MS, DEFAULT_REQUESTS_PER_DAY
 from serving_runtime import preflight
 from serving_runtime.container import DEFAULT_PORT, MAX_WORKERS
@@ -64,6 +65,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=arguments.PORT, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
     p.add_argument("--workers", type=arguments.whole_number(1, MAX_WORKERS, what="a number of workers"), help="worker processes (default: $SAGEMAKER_MODEL_SERVER_WORKERS or CPU count)")
     p.add_argument("--timeout", type=arguments.whole_number(1, 3600, what="a number of seconds"), help="request timeout, s (default: $SAGEMAKER_MODEL_SERVER_TIMEOUT or 60)")
+    p.add_argument("--capture", type=arguments.capture_destination, metavar="DIR|s3://BUCKET/PREFIX",
+                   help="write every answered request in SageMaker's data-capture format under "
+                   "DEST/<endpoint>/<variant>/yyyy/mm/dd/hh/")
+    p.add_argument("--capture-endpoint", type=arguments.sagemaker_name, default=DEFAULT_CAPTURE_ENDPOINT,
+                   help=f"endpoint name in the capture layout (default: {DEFAULT_CAPTURE_ENDPOINT})")
+    p.add_argument("--capture-variant", type=arguments.sagemaker_name, default=DEFAULT_CAPTURE_VARIANT,
+                   help=f"variant name in the capture layout (default: {DEFAULT_CAPTURE_VARIANT})")
 
     p = commands.add_parser("invoke", help="call the endpoint (as the guide's boto3 invoke_endpoint)")
     target = p.add_mutually_exclusive_group(required=True)
@@ -76,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content-type", type=arguments.header_value, help="default: application/json, or text/csv for a .csv file")
     p.add_argument("--accept", type=arguments.header_value, default="application/json", help="response type (default: application/json)")
     p.add_argument("--curl", action="store_true", help="also print the SigV4-signed curl equivalent")
+    p.add_argument("--inference-id", type=arguments.inference_id, metavar="ID",
+                   help="InvokeEndpoint's InferenceId (header X-Amzn-SageMaker-Inference-Id): captured with the "
+                   "request, and the key its ground-truth label joins on")
 
     p = commands.add_parser("transform", help="batch-score a CSV: a SageMaker transform job, or --local")
     p.add_argument("--input", type=arguments.path, required=True, help="CSV file, one record per line, no header")
@@ -144,9 +155,11 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from endpointctl.local import serve_forever
+    from endpointctl.local import Capture, serve_forever
 
+    capture = Capture(args.capture, args.capture_endpoint, args.capture_variant) if args.capture else None
     return serve_forever(
+        capture=capture,
         model_data=args.model_data,
         code=args.code,
         program=args.program,

@@ -11,11 +11,13 @@ import argparse
 import math
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
 from endpointctl.errors import CommandError
+from monitoring.capture import parse_time
 
 Parse = Callable[[str], object]
 
@@ -149,6 +151,14 @@ def inference_id(value: str) -> str:
         raise argparse.ArgumentTypeError(
             f"got {_shown(value)}; allowed: 1-64 printable ASCII characters, the first not a space")
     return value
+
+
+def time(value: str) -> datetime:
+    """An ISO-8601 time, UTC unless it says otherwise (as SageMaker writes inferenceTime)."""
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {_shown(value)}; allowed: an ISO-8601 time such as 2026-12-06T09:00Z") from None
 
 
 PORT = whole_number(1, 65535, what="a port")

@@ -114,6 +114,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_plan_arguments(p)
 
+    p = commands.add_parser("baseline", help="the baseline a model version is monitored against, from a holdout")
+    p.add_argument("--model-data", type=arguments.location, required=True, help="model.tar.gz: a local path or s3:// URL")
+    p.add_argument("--data", type=arguments.path, required=True, help="holdout CSV: the model's features, as the endpoint takes them")
+    p.add_argument("--labels", type=arguments.path, help="one 0/1 per holdout row: adds precision, recall and ROC AUC")
+    p.add_argument("--out", type=arguments.path, default=Path("baseline.json"), help="file to write (default: baseline.json)")
+    p.add_argument("--code", type=arguments.location, default=_code_default(), help="handler folder or sourcedir.tar.gz (default: inference/)")
+    p.add_argument("--program", type=arguments.program, default=_program_default(), help="handler file (default: inference.py)")
+
+    p = commands.add_parser("monitor", help="captured traffic against the baseline: drift, data and realized quality "
+                            "(exit 3 on drift, a breach or no data)")
+    p.add_argument("--baseline", type=arguments.path, required=True, help="baseline.json (from `endpointctl baseline`)")
+    p.add_argument("--capture", type=arguments.capture_destination, required=True, metavar="DIR|s3://…",
+                   help="capture destination, endpoint or variant folder")
+    p.add_argument("--ground-truth", type=arguments.capture_destination, metavar="DIR|s3://…",
+                   help="ground-truth labels, partitioned by the hour they were collected")
+    p.add_argument("--since", type=arguments.time, metavar="T", help="window start, ISO-8601 (default: --until minus 1 hour)")
+    p.add_argument("--until", type=arguments.time, metavar="T", help="window end, exclusive (default: now)")
+    p.add_argument("--format", choices=("markdown", "json"), default="markdown", help="report format (default: markdown)")
+
     commands.add_parser("demo", help="the whole flow on a local AWS (moto): deploy, serve, invoke, transform, destroy")
 
     # The model registry (endpointctl.registry): versions in the registry environment's stack.
@@ -233,6 +252,21 @@ def cmd_smoke_test(args: argparse.Namespace) -> int:
 
 COMMANDS.update(dict.fromkeys(("register", "approve", "reject"), registry_command))
 COMMANDS["smoke-test"] = cmd_smoke_test
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from endpointctl.watch import run_baseline
+
+    return run_baseline(args)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from endpointctl.watch import run_monitor
+
+    return run_monitor(args)
+
+
+COMMANDS.update(baseline=cmd_baseline, monitor=cmd_monitor)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from endpointctl import arguments
+from endpointctl.serve_capture import DEFAULT_CAPTURE_ENDPOINT, DEFAULT_CAPTURE_VARIANT
 from endpointctl.cost import DEFAULT_DURATION_MS, DEFAULT_REQUESTS_PER_DAY
 from serving_runtime import preflight
 from serving_runtime.container import DEFAULT_PORT, MAX_WORKERS
@@ -67,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=arguments.PORT, default=DEFAULT_PORT, help=f"port (default: {DEFAULT_PORT})")
     p.add_argument("--workers", type=arguments.whole_number(1, MAX_WORKERS, what="a number of workers"), help="worker processes (default: $SAGEMAKER_MODEL_SERVER_WORKERS or CPU count)")
     p.add_argument("--timeout", type=arguments.whole_number(1, 3600, what="a number of seconds"), help="request timeout, s (default: $SAGEMAKER_MODEL_SERVER_TIMEOUT or 60)")
+    p.add_argument("--capture", type=arguments.capture_destination, metavar="DIR|s3://BUCKET/PREFIX",
+                   help="write every answered request in SageMaker's data-capture format under "
+                   "DEST/<endpoint>/<variant>/yyyy/mm/dd/hh/")
+    p.add_argument("--capture-endpoint", type=arguments.sagemaker_name, default=DEFAULT_CAPTURE_ENDPOINT,
+                   help=f"endpoint name in the capture layout (default: {DEFAULT_CAPTURE_ENDPOINT})")
+    p.add_argument("--capture-variant", type=arguments.sagemaker_name, default=DEFAULT_CAPTURE_VARIANT,
+                   help=f"variant name in the capture layout (default: {DEFAULT_CAPTURE_VARIANT})")
 
     p = commands.add_parser("invoke", help="call the endpoint (as the guide's boto3 invoke_endpoint)")
     target = p.add_mutually_exclusive_group(required=True)
@@ -79,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content-type", type=arguments.header_value, help="default: application/json, or text/csv for a .csv file")
     p.add_argument("--accept", type=arguments.header_value, default="application/json", help="response type (default: application/json)")
     p.add_argument("--curl", action="store_true", help="also print the SigV4-signed curl equivalent")
+    p.add_argument("--inference-id", type=arguments.inference_id, metavar="ID",
+                   help="InvokeEndpoint's InferenceId (header X-Amzn-SageMaker-Inference-Id): captured with the "
+                   "request, and the key its ground-truth label joins on")
 
     p = commands.add_parser("transform", help="batch-score a CSV: a SageMaker transform job, or --local")
     p.add_argument("--input", type=arguments.path, required=True, help="CSV file, one record per line, no header")
@@ -106,6 +117,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_plan_arguments(p)
 
+    p = commands.add_parser("baseline", help="the baseline a model version is monitored against, from a holdout")
+    p.add_argument("--model-data", type=arguments.location, required=True, help="model.tar.gz: a local path or s3:// URL")
+    p.add_argument("--data", type=arguments.path, required=True, help="holdout CSV: the model's features, as the endpoint takes them")
+    p.add_argument("--labels", type=arguments.path, help="one 0/1 per holdout row: adds precision, recall and ROC AUC")
+    p.add_argument("--out", type=arguments.path, default=Path("baseline.json"), help="file to write (default: baseline.json)")
+    p.add_argument("--code", type=arguments.location, default=_code_default(), help="handler folder or sourcedir.tar.gz (default: inference/)")
+    p.add_argument("--program", type=arguments.program, default=_program_default(), help="handler file (default: inference.py)")
+
+    p = commands.add_parser("monitor", help="captured traffic against the baseline: drift, data and realized quality "
+                            "(exit 3 on drift, a breach or no data)")
+    p.add_argument("--baseline", type=arguments.path, required=True, help="baseline.json (from `endpointctl baseline`)")
+    p.add_argument("--capture", type=arguments.capture_destination, required=True, metavar="DIR|s3://…",
+                   help="capture destination, endpoint or variant folder")
+    p.add_argument("--ground-truth", type=arguments.capture_destination, metavar="DIR|s3://…",
+                   help="ground-truth labels, partitioned by the hour they were collected")
+    p.add_argument("--since", type=arguments.time, metavar="T", help="window start, ISO-8601 (default: --until minus 1 hour)")
+    p.add_argument("--until", type=arguments.time, metavar="T", help="window end, exclusive (default: now)")
+    p.add_argument("--format", choices=("markdown", "json"), default="markdown", help="report format (default: markdown)")
+
     _add_compare(commands)
 
     commands.add_parser("demo", help="the whole flow on a local AWS (moto): deploy, serve, invoke, transform, destroy")
@@ -131,12 +161,12 @@ def _add_compare(commands) -> None:
                             "probability deltas, quality with ground truth (exit 1 on bad input)")
     p.usage_exit_status = 1  # issue 20's contract: 0, or 1 on bad input
     p.add_argument("--env", type=arguments.text, help=ENV_HELP + "; fills --capture, --production and --shadow from the stack")
-    p.add_argument("--capture", type=arguments.location, metavar="DIR|s3://...", help="capture destination, endpoint or variant-parent folder")
-    p.add_argument("--production", type=arguments.sagemaker_variant, metavar="VARIANT", help="production variant name")
-    p.add_argument("--shadow", type=arguments.sagemaker_variant, metavar="VARIANT", help="shadow variant name")
-    p.add_argument("--ground-truth", type=arguments.location, metavar="DIR|s3://...", help="labels, for precision and recall")
-    p.add_argument("--since", type=arguments.utc_time, metavar="T", help="first inference time (ISO-8601, UTC if no offset)")
-    p.add_argument("--until", type=arguments.utc_time, metavar="T", help="end of the window, exclusive")
+    p.add_argument("--capture", type=arguments.capture_destination, metavar="DIR|s3://...", help="capture destination or endpoint folder")
+    p.add_argument("--production", type=arguments.sagemaker_name, metavar="VARIANT", help="production variant name")
+    p.add_argument("--shadow", type=arguments.sagemaker_name, metavar="VARIANT", help="shadow variant name")
+    p.add_argument("--ground-truth", type=arguments.capture_destination, metavar="DIR|s3://...", help="labels, for precision and recall")
+    p.add_argument("--since", type=arguments.time, metavar="T", help="first inference time (ISO-8601, UTC if no offset)")
+    p.add_argument("--until", type=arguments.time, metavar="T", help="end of the window, exclusive")
     p.add_argument("--format", choices=("markdown", "json"), default="markdown", help="default: markdown")
 
 
@@ -163,9 +193,11 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from endpointctl.local import serve_forever
+    from endpointctl.local import Capture, serve_forever
 
+    capture = Capture(args.capture, args.capture_endpoint, args.capture_variant) if args.capture else None
     return serve_forever(
+        capture=capture,
         model_data=args.model_data,
         code=args.code,
         program=args.program,
@@ -246,6 +278,21 @@ def cmd_smoke_test(args: argparse.Namespace) -> int:
 
 COMMANDS.update(dict.fromkeys(("register", "approve", "reject"), registry_command))
 COMMANDS["smoke-test"] = cmd_smoke_test
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from endpointctl.watch import run_baseline
+
+    return run_baseline(args)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from endpointctl.watch import run_monitor
+
+    return run_monitor(args)
+
+
+COMMANDS.update(baseline=cmd_baseline, monitor=cmd_monitor)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"endpoint name in the capture layout (default: {DEFAULT_CAPTURE_ENDPOINT})")
     p.add_argument("--capture-variant", type=arguments.sagemaker_name, default=DEFAULT_CAPTURE_VARIANT,
                    help=f"variant name in the capture layout (default: {DEFAULT_CAPTURE_VARIANT})")
+    p.add_argument("--shadow-model-data", type=arguments.location, metavar="CHALLENGER",
+                   help="a challenger (local path or s3:// URL) on a copy of the requests, as a shadow variant: "
+                        "its answers are captured, never returned (needs --capture)")
+    p.add_argument("--shadow-variant", type=arguments.sagemaker_name, default="Shadow",
+                   help="the challenger's variant name in the capture layout (default: Shadow)")
+    p.add_argument("--shadow-percent", type=arguments.whole_number(1, 100, what="a percentage"), default=100,
+                   help="share of the requests copied to the challenger, as endpoint.shadow.sampling_percent "
+                        "(default: 100)")
 
     p = commands.add_parser("invoke", help="call the endpoint (as the guide's boto3 invoke_endpoint)")
     target = p.add_mutually_exclusive_group(required=True)
@@ -193,11 +201,14 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from endpointctl.local import Capture, serve_forever
+    from endpointctl.local import Capture, ShadowServing, serve_forever
 
     capture = Capture(args.capture, args.capture_endpoint, args.capture_variant) if args.capture else None
+    shadow = ShadowServing(args.shadow_model_data, args.shadow_variant, args.shadow_percent) \
+        if args.shadow_model_data else None
     return serve_forever(
         capture=capture,
+        shadow=shadow,
         model_data=args.model_data,
         code=args.code,
         program=args.program,

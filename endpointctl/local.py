@@ -42,6 +42,16 @@ class Capture:
     variant: str
 
 
+@dataclass(frozen=True)
+class ShadowServing:
+    """`serve --shadow-model-data`: the challenger's archive, its variant name in the
+    capture layout, and the share of requests copied to it (endpointctl.serve_shadow)."""
+
+    model_data: str
+    variant: str
+    percent: int
+
+
 def fetch(location: str, workdir: Path, name: str) -> Path:
     """A local path as it is; an s3:// object downloaded (honours AWS_ENDPOINT_URL)."""
     if not location.startswith("s3://"):
@@ -71,6 +81,7 @@ def serve_forever(
     workers: int | None,
     timeout: int | None,
     capture: Capture | None = None,
+    shadow: ShadowServing | None = None,
 ) -> int:
     """Fetch the archives here (s3:// needs credentials), then serve them from a child
     that has none: loading the model runs its code (`serving_runtime.sandbox`).
@@ -80,7 +91,15 @@ def serve_forever(
     network namespace (no instance-metadata service either) and still answers on the
     socket. With `capture`, the child writes every answered request in SageMaker's capture
     format to a folder; an s3:// destination is shipped from here (the child has no
-    credentials). Returns the child's exit code."""
+    credentials). With `shadow`, a challenger serves in a second sandboxed child and gets
+    a copy of the configured share of the captured requests, off the callers' path.
+    Returns the child's exit code."""
+    if shadow is not None and capture is None:
+        raise CommandError("--shadow-model-data needs --capture DIR|s3://…: the challenger's copies are read from "
+                           "the champion's capture, and its answers are captured beside them")
+    if shadow is not None and capture is not None and shadow.variant == capture.variant:
+        raise CommandError(f"--shadow-variant and --capture-variant are both {shadow.variant!r}: give the challenger "
+                           "its own variant folder")
     settings = ServerSettings.from_environment(host=host, port=port, workers=workers, timeout=timeout)
     # SIGTERM's default is to die on the spot; as SystemExit the `finally`s below run and
     # the temp folders go (SIGINT is KeyboardInterrupt already).
@@ -107,7 +126,9 @@ def serve_forever(
                 shipper = S3Shipper(Path(folder), capture.destination).start()
             command += ["--capture-dir", folder, "--capture-endpoint", capture.endpoint,
                         "--capture-variant", capture.variant]
-        with listener, untrusted_child(extra_env=passed_env, memory_bytes=SERVER_MEMORY_BYTES) as child:
+        challenger = _challenger(shadow, capture, command, model_archive=fetch(shadow.model_data, workdir, "shadow.tar.gz")
+                                 if shadow is not None else None, passed_env=passed_env)
+        with listener, challenger, untrusted_child(extra_env=passed_env, memory_bytes=SERVER_MEMORY_BYTES) as child:
             def start() -> subprocess.Popen:
                 process = child.popen(command, pass_fds=(listener.fileno(),))
                 listener.close()  # the child holds it now
@@ -118,6 +139,45 @@ def serve_forever(
         if shipper is not None:
             shipper.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def _challenger(shadow: ShadowServing | None, capture: Capture | None, champion_command: list[str], *,
+                model_archive: Path | None, passed_env: dict[str, str]) -> Iterator[None]:
+    """The challenger's sandboxed server on its own loopback socket (bound here, so only
+    `serve` can reach it), and the copier feeding it; both end with the block."""
+    if shadow is None or capture is None or model_archive is None:
+        yield
+        return
+    from endpointctl.serve_shadow import ShadowCopier
+
+    folder = champion_command[champion_command.index("--capture-dir") + 1]
+    command = [*champion_command]
+    for option, value in (("--model-data", str(model_archive.resolve())), ("--shown-as", shadow.model_data),
+                          ("--workers", "1"), ("--capture-variant", shadow.variant)):
+        command[command.index(option) + 1] = value
+    listener = socket.create_server(("127.0.0.1", 0))
+    command[command.index("--listen-fd") + 1] = str(listener.fileno())
+    port = listener.getsockname()[1]
+    with listener, untrusted_child(extra_env=passed_env, memory_bytes=SERVER_MEMORY_BYTES) as child:
+        process = child.popen([*command, "--capture-copies"], pass_fds=(listener.fileno(),))
+        listener.close()
+        copier = ShadowCopier(Path(folder), endpoint=capture.endpoint, variant=capture.variant,
+                              url=f"http://127.0.0.1:{port}", percent=shadow.percent).start()
+        print(f"shadow: {shadow.variant} serves {shadow.model_data} on a copy of {shadow.percent} % of the requests "
+              f"(answers captured, never returned)", flush=True)
+        try:
+            yield
+        finally:
+            copier.stop()
+            print(copier.summary(), flush=True)
+            if process.poll() is None:
+                process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def capture_folder(destination: str, workdir: Path) -> str:
@@ -180,6 +240,7 @@ def _serve_in_sandbox(argv: list[str]) -> int:
         parser.add_argument(option, type=int, required=True)
     for option in ("--capture-dir", "--capture-endpoint", "--capture-variant"):
         parser.add_argument(option)
+    parser.add_argument("--capture-copies", action="store_true", help="a challenger: keep the copied eventId")
     args = parser.parse_args(argv)
     try:
         # gunicorn takes inherited sockets the systemd way: LISTEN_FDS from fd 3 on, for this pid.
@@ -213,7 +274,8 @@ def _serve_in_sandbox(argv: list[str]) -> int:
             print(f"capturing to {args.capture_dir}/{args.capture_endpoint}/{args.capture_variant}/yyyy/mm/dd/hh/",
                   flush=True)
             return CapturingApp(app, folder=args.capture_dir, endpoint=args.capture_endpoint,
-                                variant=args.capture_variant, max_body_bytes=app.max_body_bytes + 1)
+                                variant=args.capture_variant, max_body_bytes=app.max_body_bytes + 1,
+                                copied_event_ids=args.capture_copies)
 
         run_gunicorn(build_app, settings)
     except (ServingError, OSError) as error:

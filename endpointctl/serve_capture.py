@@ -30,6 +30,10 @@ DEFAULT_CAPTURE_ENDPOINT = "local-endpoint"
 DEFAULT_CAPTURE_VARIANT = "AllTraffic"
 INFERENCE_ID_HEADER = "X-Amzn-SageMaker-Inference-Id"
 _INFERENCE_ID_ENVIRON = "HTTP_" + INFERENCE_ID_HEADER.upper().replace("-", "_")
+# A shadow's copy names the champion record it copies (endpointctl.serve_shadow); only a
+# challenger's server (`copied_event_ids`) keeps it as its record's eventId.
+EVENT_ID_HEADER = "X-Endpointctl-Event-Id"
+_EVENT_ID_ENVIRON = "HTTP_" + EVENT_ID_HEADER.upper().replace("-", "_")
 
 
 def valid_inference_id(value: str) -> bool:
@@ -83,8 +87,10 @@ class CapturingApp:
     """WSGI middleware: captures each POST /invocations answered 200 (as SageMaker, which
     captures invocations the model answered), with the caller's inference id if sent."""
 
-    def __init__(self, app: Callable, *, folder: str, endpoint: str, variant: str, max_body_bytes: int):
+    def __init__(self, app: Callable, *, folder: str, endpoint: str, variant: str, max_body_bytes: int,
+                 copied_event_ids: bool = False):
         self.app = app
+        self.copied_event_ids = copied_event_ids
         self.folder, self.endpoint, self.variant = folder, endpoint, variant
         self.max_body_bytes = max_body_bytes
         self.failures = 0
@@ -104,6 +110,7 @@ class CapturingApp:
         if inference_id is not None and not valid_inference_id(inference_id):
             return _refuse_inference_id(inference_id, start_response)
         arrived = datetime.now(timezone.utc)
+        event_id = environ.get(_EVENT_ID_ENVIRON) if self.copied_event_ids else None
         request = _RecordingInput(environ["wsgi.input"], self.max_body_bytes)
         environ["wsgi.input"] = request
         input_type = environ.get("HTTP_CONTENTTYPE") or environ.get("CONTENT_TYPE") or JSON_TYPE
@@ -119,7 +126,7 @@ class CapturingApp:
             output_type = next((v for k, v in answer["headers"] if k.lower() == "content-type"), JSON_TYPE)
             try:
                 self.writer().write(input_type, b"".join(request.chunks), output_type, sent,
-                                    inference_id=inference_id, when=arrived)
+                                    inference_id=inference_id, event_id=event_id, when=arrived)
             except Exception as error:  # the caller has its answer; a lost record is logged, not raised
                 self.failures += 1
                 log.warning("capture failed (%d so far): %s: %s", self.failures, type(error).__name__, error)

@@ -123,7 +123,9 @@ def _info(stack: dict) -> str:
 
 def test_plan_of_adding_a_shadow_moves_no_traffic_and_adds_its_hours(release_assemblies, shadow_assembly):
     stack = _prod_plan(release_assemblies["base"], shadow_assembly)
-    assert stack["endpoint"]["effect"] == "update" and stack["verdict"] == "safe"
+    assert stack["endpoint"]["effect"] == "update"
+    # Not blocking: the one widening is the inference role reading the challenger's archive too.
+    assert {r["severity"] for r in stack["risks"]} <= {"info", "widens"}
     info = _info(stack)
     assert "shadow Shadow added (2 x ml.m5.large, copied 50 % of the requests" in info
     assert "no caller traffic moves" in info and "ShadowProductionVariants is create-only" in info

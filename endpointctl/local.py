@@ -340,6 +340,7 @@ class LocalEndpoint:
         startup_timeout: float = 60,
         poll_interval: float = 0.05,
         capture: Capture | None = None,
+        shadow: ShadowServing | None = None,
     ):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -351,6 +352,9 @@ class LocalEndpoint:
         if capture is not None:
             command += ["--capture", capture.destination, "--capture-endpoint", capture.endpoint,
                         "--capture-variant", capture.variant]
+        if shadow is not None:
+            command += ["--shadow-model-data", shadow.model_data, "--shadow-variant", shadow.variant,
+                        "--shadow-percent", str(shadow.percent)]
         self._command = command
         self._env = {**os.environ, **(env or {})}
         self._startup_timeout = startup_timeout
@@ -385,4 +389,22 @@ class LocalEndpoint:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def challenger_pids(self) -> list[int]:
+        """The challenger's server processes (gunicorn master and worker) of this endpoint's
+        session: for tests and benchmarks that freeze it (SIGSTOP) to play a hung model."""
+        if self.process is None:
+            return []
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.getsid(int(entry.name)) != self.process.pid:
+                    continue
+                if b"--capture-copies" in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except (OSError, ProcessLookupError):
+                continue
+        return found
 

@@ -182,3 +182,22 @@ def test_empty_capture_folder_is_bad_input(tmp_path: Path, capsys) -> None:
 ])
 def test_parse_predictions(kind, text, expected) -> None:
     assert parse_predictions(kind, text) == expected
+
+
+def test_env_fills_the_capture_location_and_variant_names(capture: Path, capsys, monkeypatch) -> None:
+    """--env: the variant names from cdk.json's endpoint.shadow, the location from the
+    stack's outputs (here a local folder standing in for s3://<BucketName>/data-capture/)."""
+    import endpointctl.aws
+    from stacks.config import parse_config
+    from tests.conftest import serving_config
+
+    raw = serving_config()
+    endpoint = raw["environments"]["prod"]["endpoint"]
+    endpoint["shadow"] = {"name": "Challenger", "model_data": "challenger.tar.gz", "sampling_percent": 10}
+    config = parse_config(raw)
+    monkeypatch.setattr(endpointctl.aws, "environment", lambda name: config.environment(name))
+    code, out, err = run(capsys, "--env", "prod", "--capture", str(capture), "--production", "Champion", "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["shadow"]["variant"] == "Challenger"
+    code, _, err = run(capsys, "--env", "dev", "--format", "json")
+    assert code == 1 and "has no endpoint.shadow" in err

@@ -71,18 +71,7 @@ class ServingEndpoint(Construct):
         if serverless is not None:
             self.variant_names = [DEFAULT_VARIANT_NAME]
             self.serverless = True
-            capacity = serverless.capacity
-            variants = [
-                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    variant_name=DEFAULT_VARIANT_NAME,
-                    model_name=serverless.model.model_name,
-                    serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
-                        memory_size_in_mb=capacity.memory_mb,
-                        max_concurrency=capacity.max_concurrency,
-                        provisioned_concurrency=capacity.provisioned_concurrency,
-                    ),
-                )
-            ]
+            variants = [self._serverless_variant(serverless)]
         else:
             assert instance_variants is not None
             self.variant_names = [v.fleet.name for v in instance_variants]
@@ -112,6 +101,19 @@ class ServingEndpoint(Construct):
             ] if retain_instance_counts else None,
         )
         self._endpoint_name = endpoint_name
+
+    @staticmethod
+    def _serverless_variant(serverless: ServerlessVariant) -> sagemaker.CfnEndpointConfig.ProductionVariantProperty:
+        capacity = serverless.capacity
+        return sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+            variant_name=DEFAULT_VARIANT_NAME,
+            model_name=serverless.model.model_name,
+            serverless_config=sagemaker.CfnEndpointConfig.ServerlessConfigProperty(
+                memory_size_in_mb=capacity.memory_mb,
+                max_concurrency=capacity.max_concurrency,
+                provisioned_concurrency=capacity.provisioned_concurrency,
+            ),
+        )
 
     @staticmethod
     def _instance_variant(v: InstanceVariant) -> sagemaker.CfnEndpointConfig.ProductionVariantProperty:

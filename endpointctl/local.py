@@ -149,6 +149,8 @@ def _challenger(shadow: ShadowServing | None, capture: Capture | None, champion_
     if shadow is None or capture is None or model_archive is None:
         yield
         return
+    if not model_archive.is_file():  # refused now, as the champion's archive is: not a stream of failed copies
+        raise CommandError(f"--shadow-model-data {shadow.model_data}: no such file")
     from endpointctl.serve_shadow import ShadowCopier
 
     folder = champion_command[champion_command.index("--capture-dir") + 1]

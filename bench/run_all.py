@@ -3,7 +3,7 @@
     python -m bench.run_all            # from the project root (or `make bench`)
 
 Each benchmark also runs alone: python -m bench.handler_cost (http_overhead,
-cold_start, batch_transform, image_serving, release_plan). They report, they do not assert: the exit code is 0
+cold_start, batch_transform, image_serving, release_plan, shadow_latency). They report, they do not assert: the exit code is 0
 whatever the verdicts, non-zero only if a benchmark could not run.
 """
 
@@ -20,7 +20,7 @@ import traceback
 
 from bench._common import ROOT, Result, machine, now_utc, table
 
-MODULES = ["handler_cost", "http_overhead", "cold_start", "batch_transform", "image_serving", "release_plan"]
+MODULES = ["handler_cost", "http_overhead", "cold_start", "batch_transform", "image_serving", "release_plan", "shadow_latency"]
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
 
 METHOD = """\
@@ -66,6 +66,11 @@ measured ÷ floor for times, measured ÷ floor (as a share) for rates.
   scored on the 2,000-row reference sample in sandboxed children), against one bare
   interpreter that loads both models and runs `predict_proba` on the same rows;
   alternated. Target: under 10 s.
+- **shadow_latency**: three local endpoints on the sample model, all with `--capture`:
+  no shadow (the floor), a hung challenger (its processes SIGSTOPped) and a challenger
+  that cannot load; one client alternates 1-row JSON requests across the three over
+  fresh loopback connections. p50 and p99 of each; target p50 within +10 % of the floor
+  and answers identical.
 """
 
 

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -230,6 +232,7 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
         seen["transform"] = transform_through_bucket(endpoint.url, deployed.outputs["BucketName"], workdir, env)
 
         endpoint.stop()
+        seen["shadow"] = shadow_report(workdir, champion=model_archive, code=code_archive)
         head = release_retrained_model(workdir=workdir, env=env, base=cdk_out, seen=seen)
         deployed_last = release_alarm_change(workdir=workdir, env=env, base=head, seen=seen)
 
@@ -261,6 +264,35 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
         kept = f"; {len(seen['retained'])} resources kept on purpose, listed above" if seen["retained"] else ""
         print(f"\nno endpoint, endpoint config or model remains{kept}. Done in {seen['seconds']:.0f} s.")
     return seen
+
+
+def shadow_report(workdir: Path, *, champion: Path, code: Path) -> dict:
+    """The deployed model as champion, a retrained one as its shadow, on the local
+    endpoint (issue 20): twenty requests, then `endpointctl compare`'s Markdown report."""
+    from endpointctl.local import Capture, ShadowServing
+    from endpointctl.training import write_sample_model
+    from monitoring.compare import compare, render_markdown
+
+    print("\n==> shadow: the deployed model answers; a retrained challenger gets a copy of each request "
+          "(serve --shadow-model-data), then endpointctl compare", flush=True)
+    challenger = write_sample_model(workdir / "challenger.tar.gz", rows=3000, seed=8)
+    capture = workdir / "shadow-capture"
+    with LocalEndpoint(model_data=champion, code=code, capture=Capture(str(capture), "local-endpoint", "AllTraffic"),
+                       shadow=ShadowServing(str(challenger), "Challenger", 100)) as endpoint:
+        from endpointctl.invoke import post_local
+
+        draw = random.Random(3)
+        rows = [[round(draw.gauss(0, 1), 3) for _ in range(5)] for _ in range(20)]
+        for i, row in enumerate(rows):
+            post_local(endpoint.url, json.dumps({"instances": [row]}).encode(), "application/json", "application/json",
+                       inference_id=f"demo-{i}")
+        folder = capture / "local-endpoint" / "Challenger"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and sum(len(p.read_text().splitlines()) for p in folder.rglob("*.jsonl")) < len(rows):
+            time.sleep(0.1)
+    report = compare(str(capture), "AllTraffic", "Challenger")
+    print(textwrap.indent(render_markdown(report), "    "), end="")
+    return report.as_json()
 
 
 def deploy_assembly(assembly: Path, stack_name: str) -> None:

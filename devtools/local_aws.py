@@ -31,6 +31,8 @@ moto differs from CloudFormation; none changes what the stack asks for.
     after what it depends on. Here the resources `endpointctl plan` finds changed through
     a replacement are added, and all are updated in dependency order — otherwise a new
     model leaves the endpoint config pointing at the deleted old one.
+11. AWS::SageMaker::EndpointConfig: moto drops ShadowProductionVariants; SageMaker keeps
+    them and DescribeEndpointConfig returns them. Here the config keeps and describes them.
 
 Run: python -m devtools.local_aws -H 127.0.0.1 -p PORT   (moto_server's arguments)
 """
@@ -192,6 +194,18 @@ def _follow_replacements(build_resource_diff):
     return resource_diff
 
 
+def _keep_shadow_variants(create):
+    """Fix 11: the endpoint config made from a template keeps its ShadowProductionVariants
+    (DescribeEndpointConfig answers from the object's attributes, None left out)."""
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+        config = create.__func__(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+        config.shadow_production_variants = cloudformation_json["Properties"].get("ShadowProductionVariants")
+        return config
+
+    create_from_cloudformation_json.keeps_shadow_variants = True
+    return classmethod(create_from_cloudformation_json)
+
+
 def apply_fixes() -> None:
     from moto.cloudformation import models as cloudformation
     from moto.cloudformation.parsing import OutputMap
@@ -224,6 +238,11 @@ def apply_fixes() -> None:
     backend = cloudformation.CloudFormationBackend
     backend.describe_change_set = _change_set_not_found(backend.describe_change_set)
     SageMakerModelBackend.update_model_package = _keep_customer_metadata(SageMakerModelBackend.update_model_package)
+    from moto.sagemaker.models import FakeEndpointConfig
+
+    if not getattr(FakeEndpointConfig.create_from_cloudformation_json, "keeps_shadow_variants", False):
+        FakeEndpointConfig.create_from_cloudformation_json = _keep_shadow_variants(
+            FakeEndpointConfig.create_from_cloudformation_json)
     # Registered by subclassing (moto lists CloudFormationModel's subclasses, weakly: keep a reference).
     _ADDED_TYPES.append(_model_package_group_resource())
 

@@ -11,12 +11,14 @@ import argparse
 import math
 import os
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
 from endpointctl.errors import CommandError
 from serving_runtime.contract import SAGEMAKER_NAME_BOUNDED
+from monitoring.capture import parse_time
 
 Parse = Callable[[str], object]
 
@@ -131,6 +133,33 @@ def sagemaker_name(value: str) -> str:
             f"got {_shown(value)}; allowed: 1-63 letters, digits and hyphens, starting and ending with a letter or digit"
         )
     return value
+
+
+def capture_destination(value: str) -> str:
+    """A folder or an s3://bucket[/prefix] (the prefix may be empty, as a DestinationS3Uri's)."""
+    text(value)
+    if value.startswith("s3://"):
+        if not value.removeprefix("s3://").partition("/")[0]:
+            raise argparse.ArgumentTypeError(f"got {_shown(value)}; allowed: s3://bucket[/prefix] or a local folder")
+        return value
+    path(value)
+    return value
+
+
+def inference_id(value: str) -> str:
+    """InvokeEndpoint's InferenceId: 1-64 printable ASCII characters, the first not a space."""
+    if not re.fullmatch(r"[\x21-\x7e][\x20-\x7e]{0,63}", value):
+        raise argparse.ArgumentTypeError(
+            f"got {_shown(value)}; allowed: 1-64 printable ASCII characters, the first not a space")
+    return value
+
+
+def time(value: str) -> datetime:
+    """An ISO-8601 time, UTC unless it says otherwise (as SageMaker writes inferenceTime)."""
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"got {_shown(value)}; allowed: an ISO-8601 time such as 2026-12-06T09:00Z") from None
 
 
 PORT = whole_number(1, 65535, what="a port")

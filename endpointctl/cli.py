@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from endpointctl import arguments
+from endpointctl.serve_capture import DEFAULT_CAPTURE_ENDPOINT, DEFAULT_CAPTURE_VARIANT
 from endpointctl.cost import DEFAULT_DURATION_MS, DEFAULT_REQUESTS_PER_DAY
 from serving_runtime import preflight
 from serving_runtime.container import DEFAULT_PORT, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, MAX_WORKERS
@@ -34,10 +35,13 @@ def _program_default() -> str:
 class OneLineErrorParser(argparse.ArgumentParser):
     """argparse, with a usage mistake reported in one line (not the usage block), exit 2."""
 
+    # A command whose contract gives bad input exit status 1 (compare) sets this to 1.
+    usage_exit_status = 2
+
     def error(self, message: str) -> "NoReturn":  # type: ignore[override]
         # argparse quotes some values raw ("unrecognized arguments: a<newline>b"): escape line breaks.
         flat = "".join(repr(c)[1:-1] if f"x{c}x".splitlines() != [f"x{c}x"] else c for c in message)
-        self.exit(2, f"{self.prog}: {flat} (see {self.prog} --help)\n")
+        self.exit(self.usage_exit_status, f"{self.prog}: {flat} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +71,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=arguments.whole_number(1, MAX_WORKERS, what="a number of workers"), help="worker processes (default: $SAGEMAKER_MODEL_SERVER_WORKERS or CPU count)")
     p.add_argument("--timeout", type=arguments.whole_number(1, MAX_TIMEOUT_S, what="a number of seconds"),
                    help=f"request timeout, s (default: $SAGEMAKER_MODEL_SERVER_TIMEOUT or {DEFAULT_TIMEOUT_S})")
+    p.add_argument("--capture", type=arguments.capture_destination, metavar="DIR|s3://BUCKET/PREFIX",
+                   help="write every answered request in SageMaker's data-capture format under "
+                   "DEST/<endpoint>/<variant>/yyyy/mm/dd/hh/")
+    p.add_argument("--capture-endpoint", type=arguments.sagemaker_name, default=DEFAULT_CAPTURE_ENDPOINT,
+                   help=f"endpoint name in the capture layout (default: {DEFAULT_CAPTURE_ENDPOINT})")
+    p.add_argument("--capture-variant", type=arguments.sagemaker_name, default=DEFAULT_CAPTURE_VARIANT,
+                   help=f"variant name in the capture layout (default: {DEFAULT_CAPTURE_VARIANT})")
+    p.add_argument("--shadow-model-data", type=arguments.location, metavar="CHALLENGER",
+                   help="a challenger (local path or s3:// URL) on a copy of the requests, as a shadow variant: "
+                        "its answers are captured, never returned (needs --capture)")
+    p.add_argument("--shadow-variant", type=arguments.sagemaker_name, default="Shadow",
+                   help="the challenger's variant name in the capture layout (default: Shadow)")
+    p.add_argument("--shadow-percent", type=arguments.whole_number(1, 100, what="a percentage"), default=100,
+                   help="share of the requests copied to the challenger, as endpoint.shadow.sampling_percent "
+                        "(default: 100)")
 
     p = commands.add_parser("invoke", help="call the endpoint (as the guide's boto3 invoke_endpoint)")
     target = p.add_mutually_exclusive_group(required=True)
@@ -79,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--content-type", type=arguments.header_value, help="default: application/json, or text/csv for a .csv file")
     p.add_argument("--accept", type=arguments.header_value, default="application/json", help="response type (default: application/json)")
     p.add_argument("--curl", action="store_true", help="also print the SigV4-signed curl equivalent")
+    p.add_argument("--inference-id", type=arguments.inference_id, metavar="ID",
+                   help="InvokeEndpoint's InferenceId (header X-Amzn-SageMaker-Inference-Id): captured with the "
+                   "request, and the key its ground-truth label joins on")
 
     p = commands.add_parser("transform", help="batch-score a CSV: a SageMaker transform job, or --local")
     p.add_argument("--input", type=arguments.path, required=True, help="CSV file, one record per line, no header")
@@ -106,6 +128,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_plan_arguments(p)
 
+    p = commands.add_parser("baseline", help="the baseline a model version is monitored against, from a holdout")
+    p.add_argument("--model-data", type=arguments.location, required=True, help="model.tar.gz: a local path or s3:// URL")
+    p.add_argument("--data", type=arguments.path, required=True, help="holdout CSV: the model's features, as the endpoint takes them")
+    p.add_argument("--labels", type=arguments.path, help="one 0/1 per holdout row: adds precision, recall and ROC AUC")
+    p.add_argument("--out", type=arguments.path, default=Path("baseline.json"), help="file to write (default: baseline.json)")
+    p.add_argument("--code", type=arguments.location, default=_code_default(), help="handler folder or sourcedir.tar.gz (default: inference/)")
+    p.add_argument("--program", type=arguments.program, default=_program_default(), help="handler file (default: inference.py)")
+
+    p = commands.add_parser("monitor", help="captured traffic against the baseline: drift, data and realized quality "
+                            "(exit 3 on drift, a breach or no data)")
+    p.add_argument("--baseline", type=arguments.path, required=True, help="baseline.json (from `endpointctl baseline`)")
+    p.add_argument("--capture", type=arguments.capture_destination, required=True, metavar="DIR|s3://…",
+                   help="capture destination, endpoint or variant folder")
+    p.add_argument("--ground-truth", type=arguments.capture_destination, metavar="DIR|s3://…",
+                   help="ground-truth labels, partitioned by the hour they were collected")
+    p.add_argument("--since", type=arguments.time, metavar="T", help="window start, ISO-8601 (default: --until minus 1 hour)")
+    p.add_argument("--until", type=arguments.time, metavar="T", help="window end, exclusive (default: now)")
+    p.add_argument("--format", choices=("markdown", "json"), default="markdown", help="report format (default: markdown)")
+
+    _add_compare(commands)
+
     # The model registry (endpointctl.registry): versions in the registry environment's stack.
     registry_env = ENV_HELP + " holding the model registry (default: model_registry.environment, dev)"
     p = commands.add_parser("register", help="register model.tar.gz as a new version awaiting approval")
@@ -120,6 +163,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("smoke-test", help="after a deploy: the guide's request answers 200 and no alarm is in ALARM")
     p.add_argument("--env", required=True, help=ENV_HELP)
     return parser
+
+
+def _add_compare(commands) -> None:
+    p = commands.add_parser("compare", help="champion vs challenger on captured pairs: agreement, flag rates, "
+                            "probability deltas, quality with ground truth (exit 1 on bad input)")
+    p.usage_exit_status = 1  # issue 20's contract: 0, or 1 on bad input
+    p.add_argument("--env", type=arguments.text, help=ENV_HELP + "; fills --capture, --production and --shadow from the stack")
+    p.add_argument("--capture", type=arguments.capture_destination, metavar="DIR|s3://...", help="capture destination or endpoint folder")
+    p.add_argument("--production", type=arguments.sagemaker_name, metavar="VARIANT", help="production variant name")
+    p.add_argument("--shadow", type=arguments.sagemaker_name, metavar="VARIANT", help="shadow variant name")
+    p.add_argument("--ground-truth", type=arguments.capture_destination, metavar="DIR|s3://...", help="labels, for precision and recall")
+    p.add_argument("--since", type=arguments.time, metavar="T", help="first inference time (ISO-8601, UTC if no offset)")
+    p.add_argument("--until", type=arguments.time, metavar="T", help="end of the window, exclusive")
+    p.add_argument("--format", choices=("markdown", "json"), default="markdown", help="default: markdown")
 
 
 # ------------------------------------------------------------------------ commands
@@ -145,9 +202,14 @@ def cmd_preflight(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from endpointctl.local import serve_forever
+    from endpointctl.local import Capture, ShadowServing, serve_forever
 
+    capture = Capture(args.capture, args.capture_endpoint, args.capture_variant) if args.capture else None
+    shadow = ShadowServing(args.shadow_model_data, args.shadow_variant, args.shadow_percent) \
+        if args.shadow_model_data else None
     return serve_forever(
+        capture=capture,
+        shadow=shadow,
         model_data=args.model_data,
         code=args.code,
         program=args.program,
@@ -188,6 +250,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return run_plan(args)
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from endpointctl.compare import run_compare
+
+    return run_compare(args)
+
+
 COMMANDS = {
     "train-sample": cmd_train_sample,
     "preflight": cmd_preflight,
@@ -197,6 +265,7 @@ COMMANDS = {
     "status": cmd_status,
     "cost": cmd_cost,
     "plan": cmd_plan,
+    "compare": cmd_compare,
 }
 
 
@@ -214,6 +283,21 @@ def cmd_smoke_test(args: argparse.Namespace) -> int:
 
 COMMANDS.update(dict.fromkeys(("register", "approve", "reject"), registry_command))
 COMMANDS["smoke-test"] = cmd_smoke_test
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from endpointctl.watch import run_baseline
+
+    return run_baseline(args)
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from endpointctl.watch import run_monitor
+
+    return run_monitor(args)
+
+
+COMMANDS.update(baseline=cmd_baseline, monitor=cmd_monitor)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -78,6 +78,11 @@ def estimate(env: Environment, *, requests_per_day: float, duration_ms: float) -
                                  requests_per_day=requests_per_day, duration_ms=duration_ms)
     else:
         lines = [instance_line(v.name, v.instance_type, v.instance_count) for v in env.endpoint.variants]
+        shadow = env.endpoint.shadow
+        if shadow is not None:  # the challenger's instances bill like the champion's, whatever share they get
+            fleet = shadow.fleet(env.endpoint.variants[0])
+            added = instance_line(fleet.name, fleet.instance_type, fleet.instance_count)
+            lines.append(Line(f"shadow {added.item} (added)", added.quantity, added.unit_price, added.monthly_usd))
     return lines + [data_processed_line(requests_per_day)]
 
 

@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 from endpointctl.aws import client, describe, environment, stack_outputs
 from endpointctl.errors import CommandError
 from serving_runtime.container import DEFAULT_PORT
+from endpointctl.serve_capture import INFERENCE_ID_HEADER
 
 
 def read_body(args: argparse.Namespace) -> tuple[bytes, str]:
@@ -27,11 +28,15 @@ def read_body(args: argparse.Namespace) -> tuple[bytes, str]:
     return body, args.content_type or guessed
 
 
-def post_local(url: str, body: bytes, content_type: str, accept: str) -> tuple[int, str, bytes]:
+def post_local(url: str, body: bytes, content_type: str, accept: str, *,
+               inference_id: str | None = None) -> tuple[int, str, bytes]:
     parts = urlsplit(url)
     connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or DEFAULT_PORT, timeout=65)
+    headers = {"Content-Type": content_type, "Accept": accept}
+    if inference_id is not None:  # what SageMaker's runtime passes on for InvokeEndpoint's InferenceId
+        headers[INFERENCE_ID_HEADER] = inference_id
     try:
-        connection.request("POST", "/invocations", body=body, headers={"Content-Type": content_type, "Accept": accept})
+        connection.request("POST", "/invocations", body=body, headers=headers)
         response = connection.getresponse()
         return response.status, response.getheader("Content-Type", ""), response.read()
     except OSError as error:
@@ -55,7 +60,8 @@ def curl_equivalent(endpoint_name: str, region: str, content_type: str, accept: 
 def run_invoke(args: argparse.Namespace) -> int:
     body, content_type = read_body(args)
     if args.local:
-        status, response_type, payload = post_local(args.local, body, content_type, args.accept)
+        status, response_type, payload = post_local(args.local, body, content_type, args.accept,
+                                                     inference_id=args.inference_id)
         print(payload.decode("utf-8", errors="replace"))
         if status != 200:
             raise CommandError(f"the local endpoint answered {status} ({response_type})")
@@ -65,9 +71,11 @@ def run_invoke(args: argparse.Namespace) -> int:
     runtime = client("sagemaker-runtime", environment(args.env).region if args.env else None)
     if args.curl:
         print(curl_equivalent(endpoint_name, runtime.meta.region_name, content_type, args.accept, body))
+    optional = {"InferenceId": args.inference_id} if args.inference_id is not None else {}
     try:
         response = describe(
-            runtime.invoke_endpoint, EndpointName=endpoint_name, ContentType=content_type, Accept=args.accept, Body=body
+            runtime.invoke_endpoint, EndpointName=endpoint_name, ContentType=content_type, Accept=args.accept, Body=body,
+            **optional,
         )
     except ClientError as error:
         raise CommandError(explain_runtime_error(endpoint_name, error)) from None

@@ -18,16 +18,38 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
 from endpointctl.errors import CommandError
+from endpointctl.serve_capture import CapturingApp, S3Shipper
 from serving_runtime.archive import prepare_code, unpack_model
 from serving_runtime.container import InvocationsApp, ServerSettings, run_gunicorn
 from serving_runtime.errors import ServingError
 from serving_runtime.loader import load_handler
 from serving_runtime.sandbox import untrusted_child
 from serving_runtime.scoring import MODEL_DIR_IN_CONTAINER
+
+
+@dataclass(frozen=True)
+class Capture:
+    """Where `serve --capture` writes: a folder or s3:// prefix, and the endpoint and
+    variant names of the layout <destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/."""
+
+    destination: str
+    endpoint: str
+    variant: str
+
+
+@dataclass(frozen=True)
+class ShadowServing:
+    """`serve --shadow-model-data`: the challenger's archive, its variant name in the
+    capture layout, and the share of requests copied to it (endpointctl.serve_shadow)."""
+
+    model_data: str
+    variant: str
+    percent: int
 
 
 def fetch(location: str, workdir: Path, name: str) -> Path:
@@ -58,6 +80,8 @@ def serve_forever(
     port: int,
     workers: int | None,
     timeout: int | None,
+    capture: Capture | None = None,
+    shadow: ShadowServing | None = None,
 ) -> int:
     """Fetch the archives here (s3:// needs credentials), then serve them from a child
     that has none: loading the model runs its code (`serving_runtime.sandbox`).
@@ -65,12 +89,23 @@ def serve_forever(
     This process binds the port and hands the listening socket to the child, so the
     child needs no network of its own: where the kernel allows it runs in an empty
     network namespace (no instance-metadata service either) and still answers on the
-    socket. Returns the child's exit code."""
+    socket. With `capture`, the child writes every answered request in SageMaker's capture
+    format to a folder; an s3:// destination is shipped from here (the child has no
+    credentials). With `shadow`, a challenger serves in a second sandboxed child and gets
+    a copy of the configured share of the captured requests, off the callers' path.
+    Returns the child's exit code."""
+    if shadow is not None and capture is None:
+        raise CommandError("--shadow-model-data needs --capture DIR|s3://…: the challenger's copies are read from "
+                           "the champion's capture, and its answers are captured beside them")
+    if shadow is not None and capture is not None and shadow.variant == capture.variant:
+        raise CommandError(f"--shadow-variant and --capture-variant are both {shadow.variant!r}: give the challenger "
+                           "its own variant folder")
     settings = ServerSettings.from_environment(host=host, port=port, workers=workers, timeout=timeout)
     # SIGTERM's default is to die on the spot; as SystemExit the `finally`s below run and
     # the temp folders go (SIGINT is KeyboardInterrupt already).
     signal.signal(signal.SIGTERM, _exit_on_signal)
     workdir = Path(tempfile.mkdtemp(prefix="endpointctl-serve-"))
+    shipper = None
     try:
         model_archive = fetch(model_data, workdir, "model.tar.gz")
         code_source = fetch(code, workdir, "sourcedir.tar.gz")
@@ -85,7 +120,15 @@ def serve_forever(
             "--program", program, "--listen-fd", str(listener.fileno()),
             "--workers", str(settings.workers), "--timeout", str(settings.timeout), "--shown-as", model_data,
         ]
-        with listener, untrusted_child(extra_env=passed_env, memory_bytes=SERVER_MEMORY_BYTES) as child:
+        if capture is not None:
+            folder = capture_folder(capture.destination, workdir)
+            if capture.destination.startswith("s3://"):
+                shipper = S3Shipper(Path(folder), capture.destination).start()
+            command += ["--capture-dir", folder, "--capture-endpoint", capture.endpoint,
+                        "--capture-variant", capture.variant]
+        challenger = _challenger(shadow, capture, command, model_archive=fetch(shadow.model_data, workdir, "shadow.tar.gz")
+                                 if shadow is not None else None, passed_env=passed_env)
+        with listener, challenger, untrusted_child(extra_env=passed_env, memory_bytes=SERVER_MEMORY_BYTES) as child:
             def start() -> subprocess.Popen:
                 process = child.popen(command, pass_fds=(listener.fileno(),))
                 listener.close()  # the child holds it now
@@ -93,7 +136,64 @@ def serve_forever(
 
             return _run_forwarding_signals(start)
     finally:
+        if shipper is not None:
+            shipper.stop()
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def _challenger(shadow: ShadowServing | None, capture: Capture | None, champion_command: list[str], *,
+                model_archive: Path | None, passed_env: dict[str, str]) -> Iterator[None]:
+    """The challenger's sandboxed server on its own loopback socket (bound here, so only
+    `serve` can reach it), and the copier feeding it; both end with the block."""
+    if shadow is None or capture is None or model_archive is None:
+        yield
+        return
+    if not model_archive.is_file():  # refused now, as the champion's archive is: not a stream of failed copies
+        raise CommandError(f"--shadow-model-data {shadow.model_data}: no such file")
+    from endpointctl.serve_shadow import ShadowCopier
+
+    folder = champion_command[champion_command.index("--capture-dir") + 1]
+    command = [*champion_command]
+    for option, value in (("--model-data", str(model_archive.resolve())), ("--shown-as", shadow.model_data),
+                          ("--workers", "1"), ("--capture-variant", shadow.variant)):
+        command[command.index(option) + 1] = value
+    listener = socket.create_server(("127.0.0.1", 0))
+    command[command.index("--listen-fd") + 1] = str(listener.fileno())
+    port = listener.getsockname()[1]
+    with listener, untrusted_child(extra_env=passed_env, memory_bytes=SERVER_MEMORY_BYTES) as child:
+        process = child.popen([*command, "--capture-copies"], pass_fds=(listener.fileno(),))
+        listener.close()
+        copier = ShadowCopier(Path(folder), endpoint=capture.endpoint, variant=capture.variant,
+                              url=f"http://127.0.0.1:{port}", percent=shadow.percent).start()
+        print(f"shadow: {shadow.variant} serves {shadow.model_data} on a copy of {shadow.percent} % of the requests "
+              f"(answers captured, never returned)", flush=True)
+        try:
+            yield
+        finally:
+            copier.stop()
+            print(copier.summary(), flush=True)
+            if process.poll() is None:
+                process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def capture_folder(destination: str, workdir: Path) -> str:
+    """The folder the sandboxed server writes capture to: the destination itself, or a
+    spool folder under `workdir` that is shipped to an s3:// destination."""
+    folder = workdir / "capture" if destination.startswith("s3://") else Path(destination).resolve()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".endpointctl-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as error:
+        raise CommandError(f"--capture {destination}: cannot write there: {error.strerror or error}") from None
+    return str(folder)
 
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
@@ -140,6 +240,9 @@ def _serve_in_sandbox(argv: list[str]) -> int:
         parser.add_argument(option, required=True)
     for option in ("--listen-fd", "--workers", "--timeout"):
         parser.add_argument(option, type=int, required=True)
+    for option in ("--capture-dir", "--capture-endpoint", "--capture-variant"):
+        parser.add_argument(option)
+    parser.add_argument("--capture-copies", action="store_true", help="a challenger: keep the copied eventId")
     args = parser.parse_args(argv)
     try:
         # gunicorn takes inherited sockets the systemd way: LISTEN_FDS from fd 3 on, for this pid.
@@ -167,7 +270,14 @@ def _serve_in_sandbox(argv: list[str]) -> int:
                 f"(workers {settings.workers}, timeout {settings.timeout}s); GET /ping, POST /invocations",
                 flush=True,
             )
-            return InvocationsApp(handler, default_accept=default_accept)
+            app = InvocationsApp(handler, default_accept=default_accept)
+            if args.capture_dir is None:
+                return app
+            print(f"capturing to {args.capture_dir}/{args.capture_endpoint}/{args.capture_variant}/yyyy/mm/dd/hh/",
+                  flush=True)
+            return CapturingApp(app, folder=args.capture_dir, endpoint=args.capture_endpoint,
+                                variant=args.capture_variant, max_body_bytes=app.max_body_bytes + 1,
+                                copied_event_ids=args.capture_copies)
 
         run_gunicorn(build_app, settings)
     except (ServingError, OSError) as error:
@@ -231,6 +341,8 @@ class LocalEndpoint:
         env: dict[str, str] | None = None,
         startup_timeout: float = 60,
         poll_interval: float = 0.05,
+        capture: Capture | None = None,
+        shadow: ShadowServing | None = None,
     ):
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -239,6 +351,12 @@ class LocalEndpoint:
             command += ["--workers", str(workers)]
         if code is not None:
             command += ["--code", str(code)]
+        if capture is not None:
+            command += ["--capture", capture.destination, "--capture-endpoint", capture.endpoint,
+                        "--capture-variant", capture.variant]
+        if shadow is not None:
+            command += ["--shadow-model-data", shadow.model_data, "--shadow-variant", shadow.variant,
+                        "--shadow-percent", str(shadow.percent)]
         self._command = command
         self._env = {**os.environ, **(env or {})}
         self._startup_timeout = startup_timeout
@@ -273,4 +391,22 @@ class LocalEndpoint:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def challenger_pids(self) -> list[int]:
+        """The challenger's server processes (gunicorn master and worker) of this endpoint's
+        session: for tests and benchmarks that freeze it (SIGSTOP) to play a hung model."""
+        if self.process is None:
+            return []
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                if os.getsid(int(entry.name)) != self.process.pid:
+                    continue
+                if b"--capture-copies" in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except (OSError, ProcessLookupError):
+                continue
+        return found
 

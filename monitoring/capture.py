@@ -109,8 +109,10 @@ def parse_time(value):
 
 
 def format_time(moment):
-    """The inferenceTime format: UTC with milliseconds and a Z."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (moment.microsecond // 1000)
+    """The inferenceTime format of AWS's published capture (sagemaker-python-sdk
+    tests/data/monitor/captured-data.jsonl, the developer guide's samples): UTC to the
+    second, with a Z."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # ---------------------------------------------------------------------------- sources
@@ -317,22 +319,24 @@ def read_ground_truth(location, since=None, until=None, counts=None, s3_client=N
 
 # ---------------------------------------------------------------------------- writing
 
-def _encoded(content_type, text):
+def _encoded(content_type, mode, data):
+    """endpointInput/endpointOutput, keys in SageMaker's order. CSV and JSON as text (str,
+    or bytes decoded with U+FFFD for what is not UTF-8); any other type base64."""
     kind = media_type(content_type)
     for encoding, encoded_type in TEXT_ENCODINGS.items():
         if kind == encoded_type:
-            return {"observedContentType": content_type, "data": text, "encoding": encoding}
-    return {"observedContentType": content_type, "encoding": BASE64_ENCODING,
-            "data": base64.b64encode(text.encode("utf-8") if isinstance(text, str) else text).decode("ascii")}
+            text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+            return {"observedContentType": content_type, "mode": mode, "data": text, "encoding": encoding}
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return {"observedContentType": content_type, "mode": mode, "data": base64.b64encode(raw).decode("ascii"),
+            "encoding": BASE64_ENCODING}
 
 
 def capture_line(input_type, input_data, output_type, output_data, *, when, event_id=None, inference_id=None):
     """One capture record as SageMaker writes it (a str without the newline). CSV and JSON
     payloads as text, as an endpoint whose CaptureContentTypeHeader lists both does."""
-    request = _encoded(input_type, input_data)
-    request["mode"] = "INPUT"
-    response = _encoded(output_type, output_data)
-    response["mode"] = "OUTPUT"
+    request = _encoded(input_type, "INPUT", input_data)
+    response = _encoded(output_type, "OUTPUT", output_data)
     metadata = {"eventId": event_id or str(uuid.uuid4()), "inferenceTime": format_time(when)}
     if inference_id is not None:
         metadata["inferenceId"] = inference_id

@@ -10,6 +10,7 @@ configuration without starting a jsii runtime.
 
 from __future__ import annotations
 
+import filecmp
 import json
 import re
 from pathlib import Path
@@ -21,6 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from serving_config.settings import (
     INSTANCE_TYPE, AccessLogSettings, Flag, IdleHours, InstanceCount, InstanceType, AlarmSettings, InstanceAutoscalingSettings,
+    VariantName,
     LifecycleSettings, NetworkSettings, Problem,
     ProvisionedConcurrencySettings, RolloutSettings, ServerlessSettings, Settings, VariantSettings, allowing,
     describe, integer, matching, one_of,
@@ -86,6 +88,8 @@ class ServerlessEndpoint(ServerlessSettings):
         "data_capture_percent": "nothing: serverless endpoints have no data capture",
         "rollout": "nothing: serverless endpoints have no deployment guardrails",
         "autoscaling": "nothing: serverless endpoints have no instance autoscaling (use provisioned_scaling)",
+        "shadow": "nothing: serverless endpoints take no shadow variant (SageMaker: instance endpoints only; "
+                  "use kind \"instance\")",
     }
     payload_limit_bytes: ClassVar[int] = SERVERLESS_PAYLOAD_LIMIT_BYTES
 
@@ -114,6 +118,42 @@ class Variant(VariantSettings):
     model_data: Annotated[str, Strict(), allowing("an s3:// URL or a local .tar.gz path")] | None = None
 
 
+class ShadowVariant(Settings):
+    """A challenger on a copy of the production variant's requests (issue 20): SageMaker
+    returns only the production answer; data capture logs both.
+
+    The share copied is not a field of the endpoint config: SageMaker copies to the
+    shadow the share its InitialVariantWeight is of the production variant's weight
+    (docs/shadow.md, "The share"). `sampling_percent` is that share, as the shadow test
+    API's SamplingPercentage (an integer, at most 100)."""
+
+    name: VariantName = "Shadow"
+    model_data: ModelDataReference
+    # Default: the production variant's fleet.
+    instance_type: InstanceType | None = None
+    instance_count: InstanceCount | None = None
+    sampling_percent: integer(1, 100)
+    autoscaling: InstanceAutoscalingSettings | None = None
+    # Who hears the shadow's alarms: its own topic, never the paging one (a shadow harms no caller).
+    notify_email: matching(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "an e-mail address or null") | None = None
+
+    def fleet(self, production: VariantSettings) -> VariantSettings:
+        """The shadow as a variant: its weight is `sampling_percent` of the production weight."""
+        return VariantSettings(
+            name=self.name,
+            instance_type=self.instance_type or production.instance_type,
+            instance_count=self.instance_count or production.instance_count,
+            weight=production.weight * self.sampling_percent / 100,
+        )
+
+    def problems(self) -> Iterator[Problem]:
+        scaling = self.autoscaling
+        if scaling is not None and self.instance_count is not None and not (
+                scaling.min_instances <= self.instance_count <= scaling.max_instances):
+            yield (("autoscaling", "min_instances"), scaling.min_instances,
+                   f"min_instances <= instance_count ({self.instance_count}) <= max_instances")
+
+
 class InstanceEndpoint(Settings):
     kind: Literal["instance"]
     # The single-variant shorthand; with `variants`, each variant says its own.
@@ -124,6 +164,7 @@ class InstanceEndpoint(Settings):
     autoscaling: InstanceAutoscalingSettings | None = None
     rollout: RolloutSettings | None = None
     data_capture_percent: integer(1, 100) | None = None
+    shadow: ShadowVariant | None = None
     payload_limit_bytes: ClassVar[int] = INSTANCE_PAYLOAD_LIMIT_BYTES
 
     @field_validator("variant_list", mode="before")
@@ -148,6 +189,7 @@ class InstanceEndpoint(Settings):
                 yield ("variants",), names, "distinct variant names"
             if sum(v.weight for v in self.variant_list) <= 0:
                 yield ("variants",), [v.weight for v in self.variant_list], "weights whose sum is above 0"
+        yield from self._shadow_problems()
         scaling = self.autoscaling
         for v in self.variants if scaling else ():
             if v.instance_type.startswith("ml.t"):
@@ -156,6 +198,26 @@ class InstanceEndpoint(Settings):
             if not scaling.min_instances <= v.instance_count <= scaling.max_instances:
                 yield (("autoscaling", "min_instances"), scaling.min_instances,
                        f"min_instances <= instance_count ({v.name}: {v.instance_count}) <= max_instances")
+
+
+    def _shadow_problems(self) -> Iterator[Problem]:
+        """SageMaker's shadow rules (reference, "Watching a live endpoint"), each one line."""
+        shadow = self.shadow
+        if shadow is None:
+            return
+        if len(self.variants) > 1:
+            yield (("shadow",), shadow.name, f"no shadow beside several production variants "
+                   f"({', '.join(v.name for v in self.variants)}): SageMaker takes one production variant and one "
+                   "shadow; end the A/B split first")
+        if shadow.name in [v.name for v in self.variants]:
+            yield ("shadow", "name"), shadow.name, "a name other than the production variant's"
+        if self.data_capture_percent is None:
+            yield (("data_capture_percent",), None, "a percentage from 1 to 100 when a shadow is set: the "
+                   "champion-vs-challenger report reads the captured pairs")
+        fleet = shadow.fleet(self.variants[0])
+        if shadow.autoscaling is not None and fleet.instance_type.startswith("ml.t"):
+            yield (("shadow", "autoscaling"), shadow.autoscaling.model_dump(),
+                   f"no autoscaling with T-family instances ({fleet.instance_type}); use e.g. ml.m5.large")
 
 
 Endpoint = Annotated[ServerlessEndpoint | InstanceEndpoint, Discriminator("kind")]
@@ -235,6 +297,7 @@ class Environment(EnvironmentNames, Settings):
     def problems(self) -> Iterator[Problem]:
         if self.model_package is not None and "model_data" in self.model_fields_set:
             yield ("model_data",), self.model_data, "nothing when model_package is set (the approved version is the model)"
+        yield from self._identical_challenger()
         # A serverless endpoint's model cannot be isolated (the synth says so); isolation
         # still applies to this environment's batch model.
         if self.endpoint.kind == "serverless" and self.network.subnet_ids:
@@ -245,10 +308,34 @@ class Environment(EnvironmentNames, Settings):
             if self.endpoint.kind == "instance" and self.endpoint.variant_list is not None:
                 artifacts += [(("endpoint", "variants", i, "model_data"), v.model_data)
                               for i, v in enumerate(self.endpoint.variant_list)]
+            if self.endpoint.kind == "instance" and self.endpoint.shadow is not None:
+                artifacts.append((("endpoint", "shadow", "model_data"), self.endpoint.shadow.model_data))
             for where, reference in artifacts:
                 if reference is not None and reference.startswith("s3://"):
                     yield (where, reference, "a local .tar.gz while network.isolation is on (the handler is packed "
                            "into the archive at synth), or network.isolation false with network.isolation_off_reason")
+
+
+    def _identical_challenger(self) -> Iterator[Problem]:
+        """A shadow serving the champion's own archive compares a model with itself."""
+        endpoint = self.endpoint
+        if endpoint.kind != "instance" or endpoint.shadow is None:
+            return
+        champion = endpoint.variants[0].model_data or (None if self.model_package else self.model_data)
+        challenger = endpoint.shadow.model_data
+        if champion is not None and _same_artifact(champion, challenger):
+            yield (("endpoint", "shadow", "model_data"), challenger,
+                   f"a challenger other than the champion (the production variant serves {champion})")
+
+
+def _same_artifact(first: str, second: str) -> bool:
+    """The same s3:// URL, or local files with the same bytes (relative paths are beside cdk.json)."""
+    if first.startswith("s3://") or second.startswith("s3://"):
+        return first.rstrip("/") == second.rstrip("/")
+    one, other = (PROJECT_ROOT / first).resolve(), (PROJECT_ROOT / second).resolve()
+    if one == other:
+        return True
+    return one.is_file() and other.is_file() and filecmp.cmp(one, other, shallow=False)
 
 
 class DevAlarmSettings(AlarmSettings):

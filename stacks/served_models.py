@@ -30,6 +30,7 @@ class ServedModels(Construct):
     .tar.gz preflighted once at synth), each variant's own `model_data` (default the
     environment's), `network` (isolated unless turned off with a reason; a serverless
     endpoint's models cannot be, and the synth says so — the batch model still is),
+    the shadow's `model_data` (a challenger: the same checks as any model),
     `inference_role` (created, or the platform team's, imported); `handler_dir` (default
     the project's `inference/`); `model_package` (default none: an approved registry
     version whose archive, handler inside, replaces `model_data` everywhere).
@@ -75,7 +76,9 @@ class ServedModels(Construct):
     def _endpoint_references(self, env: Environment) -> list[str]:
         if isinstance(env.endpoint, ServerlessEndpoint):
             return [self.default_model]
-        return [v.model_data or self.default_model for v in env.endpoint.variants]
+        shadow = [env.endpoint.shadow.model_data] if env.endpoint.shadow is not None else []
+        # The challenger last: preflighted and isolated as any model (issue 20).
+        return [v.model_data or self.default_model for v in env.endpoint.variants] + shadow
 
     def _artifact(self, reference: str, env: Environment) -> ModelData:
         if reference not in self._artifacts:  # one preflight per artifact

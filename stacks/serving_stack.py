@@ -26,11 +26,12 @@ from sagemaker_serving.deployment_checks import DeploymentCheckRole
 from sagemaker_serving.endpoint import DataCapture, InstanceVariant, ServerlessVariant, ServingEndpoint
 from sagemaker_serving.nag import acknowledge_wildcard_resource
 from sagemaker_serving.registry import ModelRegistry
-from serving_config.paths import HANDLER_DIR
+from sagemaker_serving.shadow import ShadowWatch
 from serving_config.config import Environment, ServerlessEndpoint
-from stacks.data_store import DataStore, data_lifecycle_rules  # noqa: F401 (data_lifecycle_rules re-exported)
 from serving_config.model_package import DeploymentChecks, RegistrySettings, ResolvedPackage
-from stacks.served_models import SERVERLESS_NOT_ISOLATED, ServedModels, resolve_model_data  # noqa: F401 (re-exported)
+from serving_config.paths import HANDLER_DIR
+from stacks.data_store import DataStore
+from stacks.served_models import ServedModels
 
 
 class ServingStack(cdk.Stack):
@@ -78,6 +79,7 @@ class ServingStack(cdk.Stack):
         endpoint_role_grants(env, self.endpoint, self.data, self.inference_role)
         self.log_group = endpoint_log_group(self, env, self.endpoint, self.data)
         self.dashboard = EndpointDashboard(self, "Dashboard", endpoint=self.endpoint)
+        watch_shadow(self, env)
         self.batch = BatchTransform(
             self, "BatchTransform", bucket=self.bucket, role_name=env.batch_role_name, role_path=env.iam_path,
             image=self.models.image, model_data=self.models.batch_model_data, source=self.models.source,
@@ -102,13 +104,22 @@ def serving_endpoint(stack: cdk.Stack, env: Environment, models: ServedModels, d
             stack, "Endpoint", endpoint_name=env.endpoint_name, kms_key=data.key,
             serverless=ServerlessVariant(model=models.model_for(None), capacity=env.endpoint),
         )
-    capture = env.endpoint.data_capture_percent
+    capture, shadow = env.endpoint.data_capture_percent, env.endpoint.shadow
     return ServingEndpoint(
         stack, "Endpoint", endpoint_name=env.endpoint_name, kms_key=data.key,
         data_capture=DataCapture(destination_s3_uri=data.data_capture_uri, sampling_percent=capture) if capture else None,
-        retain_instance_counts=env.endpoint.autoscaling is not None,
+        retain_instance_counts=env.endpoint.autoscaling is not None or (shadow is not None and shadow.autoscaling is not None),
         instance_variants=[InstanceVariant(model=models.model_for(v.model_data), fleet=v) for v in env.endpoint.variants],
+        shadow=InstanceVariant(model=models.model_for(shadow.model_data), fleet=shadow.fleet(env.endpoint.variants[0]))
+        if shadow is not None else None,
     )
+
+
+def watch_shadow(stack: "ServingStack", env: Environment) -> None:
+    """A challenger's own alarms, topic and dashboard row: a shadow pages nobody."""
+    if (shadow := getattr(env.endpoint, "shadow", None)) is not None:
+        ShadowWatch(stack, "Shadow", endpoint=stack.endpoint, kms_key=stack.key, notify_email=shadow.notify_email,
+                    thresholds=env.alarms, dashboard=stack.dashboard.dashboard, scaling=shadow.autoscaling)
 
 
 def alarm_topic(stack: cdk.Stack, env: Environment, key: kms.IKey) -> sns.Topic:

@@ -121,10 +121,11 @@ class Synthesized:
         return next(iter(found.values()))
 
 
-def _cases(sample_model: Path) -> dict[str, dict[str, Any]]:
+def _cases(sample_model: Path, challenger: Path) -> dict[str, dict[str, Any]]:
     """Each case is (environment name, serving config): cdk.json's three environments,
     plus variations a reviewer needs to see: pinned region with imported role and
-    bucket, an A/B split, and environments of other names (qa, prod-dr)."""
+    bucket, an A/B split, environments of other names (qa, prod-dr), and prod with a challenger
+    as a shadow."""
     model = str(sample_model)
     base = serving_config(model_data=model)
     pinned = serving_config(model_data=model)
@@ -152,6 +153,11 @@ def _cases(sample_model: Path) -> dict[str, dict[str, Any]]:
         "network": {"subnet_ids": ["subnet-0a1b2c3d4e5f60718"], "security_group_ids": ["sg-0a1b2c3d4e5f60718"]},
     }
     named = with_qa_and_dr(base)
+    shadow = serving_config(model_data=model)
+    shadow["environments"]["prod"]["endpoint"]["shadow"] = {
+        "name": "Challenger", "model_data": str(challenger), "sampling_percent": 50,
+        "instance_count": 1, "autoscaling": {"min_instances": 1, "max_instances": 2},
+    }
     return {
         "dev": {"env": "dev", "serving": base},
         "staging": {"env": "staging", "serving": base},
@@ -160,6 +166,7 @@ def _cases(sample_model: Path) -> dict[str, dict[str, Any]]:
         "staging-ab": {"env": "staging", "serving": ab},
         "qa": {"env": "qa", "serving": named},
         "prod-dr": {"env": "prod-dr", "serving": named},
+        "prod-shadow": {"env": "prod", "serving": shadow},
     }
 
 
@@ -184,9 +191,9 @@ def build_app(cases: dict[str, dict[str, Any]], outdir: Path):
 
 
 @pytest.fixture(scope="session")
-def synthesized(sample_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
+def synthesized(sample_model: Path, retrained_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Synthesized:
     outdir = tmp_path_factory.mktemp("cdk.out")
-    app, stacks = build_app(_cases(sample_model), outdir)
+    app, stacks = build_app(_cases(sample_model, retrained_model), outdir)
     assembly = app.synth()  # raises if any cdk-nag finding is unacknowledged
     templates = {case: assembly.get_stack_artifact(stack.artifact_id).template for case, stack in stacks.items()}
     return Synthesized(outdir=outdir, templates=templates, stacks=stacks)

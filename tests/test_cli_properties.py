@@ -16,12 +16,13 @@ from endpointctl.local import free_port
 # What would run for minutes when the arguments are valid is replaced; its arguments
 # have been parsed and checked by then, which is what is under test.
 COMMANDS = ["train-sample", "preflight", "serve", "invoke", "transform", "status", "cost", "plan",
-            "register", "approve", "reject", "nonsense", ""]
+            "register", "approve", "reject", "compare", "nonsense", ""]
 OPTIONS = ["--out", "--rows", "--seed", "--model-data", "--code", "--program", "--framework-version",
            "--max-response-bytes", "--host", "--port", "--workers", "--timeout", "--env", "--endpoint-name",
            "--local", "--body", "--file", "--content-type", "--accept", "--curl", "--input", "--output",
            "--max-payload-mb", "--max-concurrent-transforms", "--requests-per-day", "--duration-ms", "--base",
-           "--head", "--reason", "-h", "--nope", "--"]
+           "--head", "--reason", "-h", "--nope", "--", "--capture", "--production", "--shadow", "--ground-truth",
+           "--since", "--until", "--format", "--shadow-model-data", "--shadow-variant", "--shadow-percent"]
 HOSTILE_VALUES = ["", " ", "0", "-1", "1", "5", "99999", "65536", "abc", "nan", "inf", "-inf", "1e309", "1e-320",
                   "9" * 40, "0x10", "1_000", "١٢", "dev", "prod", "qa", "\udcff", "\x00", "a\nb", "a\r\nb", "../x",
                   "/nonexistent/model.tar.gz", "s3://", "s3://bucket", "s3://b/k", "http://", "http://127.0.0.1:abc",

@@ -140,7 +140,7 @@ def test_each_prefix_expires_old_versions_go_and_incomplete_uploads_are_aborted(
 def test_null_keeps_a_prefix():
     import aws_cdk as cdk
 
-    from stacks.serving_stack import data_lifecycle_rules
+    from stacks.data_store import data_lifecycle_rules
 
     lifecycle = {"batch_output_days": None, "noncurrent_version_days": None, "data_capture_days": 400}
     env = parse_config(env_config("prod", lifecycle=lifecycle)).environment("prod")

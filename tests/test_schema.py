@@ -28,3 +28,14 @@ def test_cdk_json_is_valid_by_the_schema_and_a_typo_is_not():
     broken["context"]["serving"]["environments"]["prod"]["endpoint"]["instance_count"] = 0
     assert len(list(validator.iter_errors(broken))) == 2
 
+
+
+def test_schema_takes_a_shadow_on_an_instance_endpoint_only():
+    validator = jsonschema.Draft202012Validator(json.loads((ROOT / "schema" / "cdk.schema.json").read_text()))
+    with_shadow = copy.deepcopy(CDK_JSON)
+    environments = with_shadow["context"]["serving"]["environments"]
+    environments["prod"]["endpoint"]["shadow"] = {"model_data": "challenger.tar.gz", "sampling_percent": 25}
+    assert not list(validator.iter_errors(with_shadow))
+    environments["prod"]["endpoint"]["shadow"]["sampling_percent"] = 101  # SageMaker's share is at most 100 %
+    environments["dev"]["endpoint"] = {"kind": "serverless", "shadow": {"model_data": "c.tar.gz", "sampling_percent": 5}}
+    assert len(list(validator.iter_errors(with_shadow))) == 2

@@ -30,6 +30,7 @@ def snapshot_json(snapshot):
     return snapshot.use_extension(JSONSnapshotExtension)
 
 
-@pytest.mark.parametrize("case", ["dev", "staging", "prod", "prod-pinned-imported", "staging-ab", "qa", "prod-dr"])
+@pytest.mark.parametrize("case", ["dev", "staging", "prod", "prod-pinned-imported", "staging-ab", "qa", "prod-dr",
+                                  "prod-shadow"])
 def test_template_snapshot(synthesized, snapshot_json, case):
     assert normalized(synthesized.templates[case]) == snapshot_json

@@ -74,7 +74,10 @@ class ServingEndpoint(Construct):
     deployed attribute); exactly one of `serverless` (one variant) or `instance_variants`
     (A/B); `kms_key` (storage and captured data; default AWS-owned); `data_capture`
     (instance endpoints only; default off); `retain_instance_counts` (default False: set
-    with autoscaling, so an update keeps the counts it chose). `variants` are
+    with autoscaling, so an update keeps the counts it chose); `shadow` (a challenger
+    that gets a copy of the single production variant's requests, its weight's share of
+    the production weight, and whose answers are captured, never returned: reference,
+    "Watching a live endpoint"; default none). `variants` (production) and `shadow` are
     `EndpointVariant` objects owning their `metric_*`.
     """
 
@@ -89,9 +92,12 @@ class ServingEndpoint(Construct):
         kms_key: kms.IKey | None = None,
         data_capture: DataCapture | None = None,
         retain_instance_counts: bool = False,
+        shadow: InstanceVariant | None = None,
     ) -> None:
         super().__init__(scope, id)
         self._validate(serverless, instance_variants)
+        if shadow is not None and (serverless is not None or len(instance_variants or ()) != 1):
+            raise ValueError("ServingEndpoint: a shadow needs exactly one instance-backed production variant")
         if serverless is not None and data_capture is not None:
             raise ValueError("ServingEndpoint: serverless endpoints take no data capture")
         specs = [serverless] if serverless is not None else list(instance_variants or ())
@@ -101,6 +107,7 @@ class ServingEndpoint(Construct):
         self.name = endpoint_name
         self.variants = [EndpointVariant(endpoint=self, name=spec.name, serverless=spec.serverless) for spec in specs]
         variants = [spec.production_variant() for spec in specs]
+        self.shadow = EndpointVariant(endpoint=self, name=shadow.name, serverless=False) if shadow is not None else None
 
         self.config = sagemaker.CfnEndpointConfig(
             self,
@@ -109,6 +116,7 @@ class ServingEndpoint(Construct):
             # Instance variants: their storage volumes; serverless: SageMaker's copy of the image.
             kms_key_id=kms_key.key_arn if kms_key is not None else None,
             data_capture_config=self._data_capture(data_capture, kms_key) if data_capture else None,
+            shadow_production_variants=[shadow.production_variant()] if shadow is not None else None,
         )
         self.resource = sagemaker.CfnEndpoint(
             self,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from endpointctl import cost
+from endpointctl.plan.shadow import shadow_of
 from endpointctl.plan import alarms, artifacts, data, iam, names
 from endpointctl.plan.assembly import Assembly, Stack
 from endpointctl.plan.endpoint import EndpointPlan, endpoint_resource, plan_endpoint, variants
@@ -82,6 +83,9 @@ def monthly_cost(template: dict) -> float | None:
                 requests_per_day=cost.DEFAULT_REQUESTS_PER_DAY, duration_ms=cost.DEFAULT_DURATION_MS)
         elif isinstance(variant.instance_count, int):
             lines.append(cost.instance_line(variant.name, variant.instance_type or "?", variant.instance_count))
+    shadow = shadow_of(template, target(endpoint_props.get("EndpointConfigName")))
+    if shadow is not None and isinstance(shadow.instance_count, int):  # the challenger's added instance hours
+        lines.append(cost.instance_line(shadow.name, shadow.instance_type or "?", shadow.instance_count))
     lines.append(cost.data_processed_line(cost.DEFAULT_REQUESTS_PER_DAY))
     return round(sum(line.monthly_usd for line in lines), 2)
 

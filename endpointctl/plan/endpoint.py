@@ -13,6 +13,7 @@ from typing import Any
 from endpointctl.plan.iam import role_allows
 from endpointctl.plan.resources import ResourceChange
 from endpointctl.plan.risks import Risk
+from endpointctl.plan.shadow import shadow_rules
 from endpointctl.plan.template import literal, of_type, properties, target
 
 ENDPOINT = "AWS::SageMaker::Endpoint"
@@ -189,6 +190,7 @@ def _updated(old_template: dict, new_template: dict, old_props: dict, new_props:
     plan = EndpointPlan(name, "update", rollout=rollout)
     if config_changes:
         plan.risks += _update_rules(old_template, new_template, new_props, before, after, rollout, name)
+        plan.risks += shadow_rules(old_template, new_template, old_config, new_config, name, rollout.describe())
     return plan
 
 

@@ -1,0 +1,254 @@
+"""Shut the filesystem for a child that loads an untrusted model, with what an
+unprivileged Linux process has. Applied between fork and exec (`Confinement.apply`),
+so the interpreter that then loads the pickle starts already confined.
+
+- Landlock (Linux 5.13+, where the kernel enables it): reading and executing are allowed
+  beneath every top-level folder except the caller's home directories (and, inside them,
+  only beneath what the child must read: the interpreter, the project, the files named
+  on its command line); writing only beneath the child's scratch folder. With ABI 4+
+  TCP bind/connect are refused too, with ABI 6+ signals and abstract Unix sockets
+  outside the sandbox. A Landlocked process cannot ptrace, so /proc/<pid>/environ and
+  /proc/<pid>/root of the caller are shut as well.
+- Otherwise user and mount namespaces: the home directories covered by empty tmpfs (the
+  same exceptions bound back in), every mount read-only except the scratch folder, and
+  /proc covered (the caller's /proc/<pid>/root would lead back out of the namespace).
+- Otherwise nothing: `describe` says so, and the sandbox says it on every load.
+
+A network namespace, when wanted, is made in the same `unshare` as the user namespace.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pwd
+import re
+import struct
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Iterable
+
+LANDLOCK = "landlock"
+NAMESPACES = "namespaces"
+NONE = "none"
+
+_SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_ADD_RULE, _SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+_LANDLOCK_CREATE_RULESET_VERSION = 1
+_LANDLOCK_RULE_PATH_BENEATH = 1
+_PR_SET_NO_NEW_PRIVS = 38
+# Landlock's filesystem rights, by the ABI version that introduced them.
+_FS_EXECUTE, _FS_WRITE_FILE, _FS_READ_FILE, _FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+_FS_ABI1 = (1 << 13) - 1  # execute ... make_sym
+_FS_REFER, _FS_TRUNCATE, _FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
+_FS_FILE_ONLY = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE | _FS_IOCTL_DEV
+_NET_BIND_TCP, _NET_CONNECT_TCP = 1 << 0, 1 << 1
+_SCOPE_ABSTRACT_UNIX_SOCKET, _SCOPE_SIGNAL = 1 << 0, 1 << 1
+
+_CLONE_NEWNS, _CLONE_NEWUSER, _CLONE_NEWNET = 0x00020000, 0x10000000, 0x40000000
+_MS_RDONLY, _MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REMOUNT = 1, 2, 4, 8, 32
+_MS_NOATIME, _MS_NODIRATIME, _MS_BIND, _MS_REC, _MS_PRIVATE = 1024, 2048, 4096, 16384, 1 << 18
+_MS_RELATIME, _MS_STRICTATIME = 1 << 21, 1 << 24
+# Flags a remount inside a user namespace must keep (the kernel locks them).
+_KEPT_MOUNT_FLAGS = {"nosuid": _MS_NOSUID, "nodev": _MS_NODEV, "noexec": _MS_NOEXEC, "noatime": _MS_NOATIME,
+                     "nodiratime": _MS_NODIRATIME, "relatime": _MS_RELATIME, "strictatime": _MS_STRICTATIME}
+
+
+class ConfinementError(OSError):
+    pass
+
+
+@cache
+def _libc() -> ctypes.CDLL:
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    return libc
+
+
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        errno = ctypes.get_errno()
+        raise ConfinementError(errno, f"{what}: {os.strerror(errno)}")
+    return result
+
+
+@cache
+def landlock_abi() -> int:
+    """The kernel's Landlock ABI version; 0 where it has none (not Linux, too old, not enabled)."""
+    try:
+        version = _libc().syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
+                                  ctypes.c_uint32(_LANDLOCK_CREATE_RULESET_VERSION))
+    except (OSError, AttributeError):  # no libc syscall(): not Linux
+        return 0
+    return max(int(version), 0)
+
+
+def home_directories() -> tuple[str, ...]:
+    """The caller's home directories: $HOME, the password database's, and where homes live."""
+    homes = {"/root", "/home"}
+    if os.environ.get("HOME"):
+        homes.add(os.environ["HOME"])
+    try:
+        homes.add(pwd.getpwuid(os.getuid()).pw_dir)
+    except KeyError:
+        pass
+    resolved = {os.path.realpath(home) for home in homes if os.path.isabs(home)}
+    return tuple(sorted(home for home in resolved if home != "/"))
+
+
+def _beneath(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+@dataclass(frozen=True)
+class Confinement:
+    """What one child may touch: `readable` paths are exceptions inside `hidden`;
+    `scratch` is the only place it may write."""
+
+    method: str
+    scratch: str
+    hidden: tuple[str, ...]
+    readable: tuple[str, ...]
+    isolate_network: bool
+
+    @classmethod
+    def for_child(cls, *, method: str, scratch: Path, needed: Iterable[str], isolate_network: bool) -> Confinement:
+        hidden = home_directories()
+        scratch_path = os.path.realpath(scratch)
+        readable = set()
+        for path in needed:
+            real = os.path.realpath(path)
+            # Only what lies inside a home needs an exception, and never a whole home (or what holds one).
+            if os.path.exists(real) and any(_beneath(real, home) for home in hidden) and not any(
+                    _beneath(home, real) for home in hidden):
+                readable.add(real)
+        return cls(method=method, scratch=scratch_path, hidden=hidden, readable=tuple(sorted(readable)),
+                   isolate_network=isolate_network)
+
+    def apply(self) -> None:
+        """Run in the child, between fork and exec."""
+        if self.isolate_network or self.method == NAMESPACES:
+            flags = _CLONE_NEWUSER | (_CLONE_NEWNET if self.isolate_network else 0)
+            _enter_user_namespace(flags | (_CLONE_NEWNS if self.method == NAMESPACES else 0))
+        if self.method == NAMESPACES:
+            _shut_with_mounts(self)
+        elif self.method == LANDLOCK:
+            _shut_with_landlock(self)
+
+
+def _enter_user_namespace(flags: int) -> None:
+    """unshare(2) into new namespaces as root of a user namespace mapped to the caller's ids."""
+    uid, gid = os.getuid(), os.getgid()
+    _check(_libc().unshare(ctypes.c_int(flags)), "unshare")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as stream:
+            stream.write(text)
+
+
+# --- Landlock -----------------------------------------------------------------------
+
+def _shut_with_landlock(confinement: Confinement) -> None:
+    abi = landlock_abi()
+    handled = _FS_ABI1 | (_FS_REFER if abi >= 2 else 0) | (_FS_TRUNCATE if abi >= 3 else 0) | (
+        _FS_IOCTL_DEV if abi >= 5 else 0)
+    net = _NET_BIND_TCP | _NET_CONNECT_TCP if abi >= 4 and confinement.isolate_network else 0
+    scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
+    attr = struct.pack("=QQQ", handled, net, scoped)[: 8 if abi < 4 else 16 if abi < 6 else 24]
+    libc = _libc()
+    ruleset = _check(libc.syscall(_SYS_LANDLOCK_CREATE_RULESET, attr, ctypes.c_size_t(len(attr)), ctypes.c_uint32(0)),
+                     "landlock_create_ruleset")
+    try:
+        read = _FS_READ_FILE | _FS_READ_DIR | _FS_EXECUTE
+        for path in _readable_roots("/", confinement.hidden, confinement.readable):
+            _allow(ruleset, path, read)
+        _allow(ruleset, confinement.scratch, handled)
+        _allow(ruleset, "/dev/null", _FS_READ_FILE | _FS_WRITE_FILE)
+        _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
+        _check(libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)),
+               "landlock_restrict_self")
+    finally:
+        os.close(ruleset)
+
+
+def _readable_roots(folder: str, hidden: tuple[str, ...], readable: tuple[str, ...]) -> list[str]:
+    """Folders whose whole tree may be read: `folder` itself unless a hidden home lies in
+    it, then its entries one by one (the home left out, its exceptions put back)."""
+    if any(_beneath(folder, home) for home in hidden):
+        return [path for path in readable if _beneath(path, folder)]
+    if not any(_beneath(home, folder) for home in hidden):
+        return [folder]
+    roots = []
+    try:
+        entries = sorted(os.listdir(folder))
+    except OSError:
+        return []
+    for entry in entries:
+        roots += _readable_roots(os.path.join(folder, entry), hidden, readable)
+    return roots
+
+
+def _allow(ruleset: int, path: str, access: int) -> None:
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:  # gone since it was listed, or a dangling symlink: nothing to allow
+        return
+    try:
+        if not os.path.isdir(f"/proc/self/fd/{fd}"):
+            access &= _FS_FILE_ONLY
+        rule = struct.pack("=Qi", access, fd)
+        _check(_libc().syscall(_SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(_LANDLOCK_RULE_PATH_BENEATH),
+                               rule, ctypes.c_uint32(0)), f"landlock_add_rule {path}")
+    finally:
+        os.close(fd)
+
+
+# --- User and mount namespaces ------------------------------------------------------
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    encode = (lambda text: None if text is None else text.encode())
+    _check(_libc().mount(encode(source), target.encode(), encode(fstype), ctypes.c_ulong(flags), encode(data)),
+           f"mount {target}")
+
+
+def _shut_with_mounts(confinement: Confinement) -> None:
+    _mount(None, "/", None, _MS_REC | _MS_PRIVATE)  # nothing below propagates back to the caller
+    kept = confinement.readable + (confinement.scratch,)
+    held = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in kept}  # reachable once the homes are covered
+    for home in confinement.hidden:
+        if os.path.isdir(home) and not any(_beneath(home, other) for other in confinement.hidden if other != home):
+            _mount("tmpfs", home, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=64k,mode=755")
+    for path, fd in held.items():
+        if os.path.isdir(f"/proc/self/fd/{fd}"):
+            os.makedirs(path, exist_ok=True)
+        elif not os.path.exists(path):
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            open(path, "w").close()
+        _mount(f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC)
+        os.close(fd)
+    _remount_read_only(except_beneath=confinement.scratch)
+    try:
+        os.chdir(os.getcwd())  # the working folder, looked up again through the new mounts
+    except OSError:
+        os.chdir(confinement.scratch)
+    _mount("tmpfs", "/proc", "tmpfs", _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, "size=4k,mode=555")
+
+
+_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+
+
+def _remount_read_only(*, except_beneath: str) -> None:
+    with open("/proc/self/mountinfo") as stream:
+        mounts = [line.split() for line in stream]
+    failed = []
+    for fields in mounts:
+        point = _OCTAL_ESCAPE.sub(lambda match: chr(int(match.group(1), 8)), fields[4])  # \040 is a space
+        if _beneath(point, except_beneath) or _beneath(point, "/proc"):  # /proc is covered next
+            continue
+        flags = sum(_KEPT_MOUNT_FLAGS.get(option, 0) for option in fields[5].split(","))
+        try:
+            _mount(None, point, None, _MS_REMOUNT | _MS_BIND | _MS_RDONLY | flags)
+        except ConfinementError as error:
+            if os.path.exists(point):  # a mount covered by another one is out of reach anyway
+                failed.append(f"{point} ({error.strerror})")
+    if failed:
+        raise ConfinementError(0, f"cannot make read-only: {', '.join(failed)}")

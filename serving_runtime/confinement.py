@@ -183,7 +183,10 @@ def _readable_roots(folder: str, hidden: tuple[str, ...], readable: tuple[str, .
     except OSError:
         return []
     for entry in entries:
-        roots += _readable_roots(os.path.join(folder, entry), hidden, readable)
+        path = os.path.join(folder, entry)
+        # A rule binds a symlink's target, which may hold a home: the target has its own turn in this walk.
+        if not os.path.islink(path):
+            roots += _readable_roots(path, hidden, readable)
     return roots
 
 

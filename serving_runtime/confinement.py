@@ -60,8 +60,13 @@ class ConfinementError(OSError):
 
 @cache
 def _libc() -> ctypes.CDLL:
+    """libc with every function used here looked up: the child, forked from a process that
+    may run other threads, must not take the dynamic loader's lock (dlsym) to find them."""
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
+    for name in ("syscall", "prctl", "unshare", "mount"):
+        hasattr(libc, name)  # looks it up once; where it is missing (macOS) the child fails to confine, and says so
+    if hasattr(libc, "syscall"):
+        libc.syscall.restype = ctypes.c_long
     return libc
 
 
@@ -110,6 +115,7 @@ class Confinement:
     hidden: tuple[str, ...]
     readable: tuple[str, ...]
     isolate_network: bool
+    read_roots: tuple[str, ...] = ()  # Landlock's read rules, found before the fork
 
     @classmethod
     def for_child(cls, *, method: str, scratch: Path, needed: Iterable[str], isolate_network: bool) -> Confinement:
@@ -122,8 +128,12 @@ class Confinement:
             if os.path.exists(real) and any(_beneath(real, home) for home in hidden) and not any(
                     _beneath(home, real) for home in hidden):
                 readable.add(real)
-        return cls(method=method, scratch=scratch_path, hidden=hidden, readable=tuple(sorted(readable)),
-                   isolate_network=isolate_network)
+        readable_sorted = tuple(sorted(readable))
+        if method != NONE or isolate_network:
+            _libc()  # looked up here, not in the child
+        return cls(method=method, scratch=scratch_path, hidden=hidden, readable=readable_sorted,
+                   isolate_network=isolate_network,
+                   read_roots=tuple(_readable_roots("/", hidden, readable_sorted)) if method == LANDLOCK else ())
 
     def apply(self) -> None:
         """Run in the child, between fork and exec."""
@@ -159,7 +169,7 @@ def _shut_with_landlock(confinement: Confinement) -> None:
                      "landlock_create_ruleset")
     try:
         read = _FS_READ_FILE | _FS_READ_DIR | _FS_EXECUTE
-        for path in _readable_roots("/", confinement.hidden, confinement.readable):
+        for path in confinement.read_roots:
             _allow(ruleset, path, read)
         _allow(ruleset, confinement.scratch, handled)
         _allow(ruleset, "/dev/null", _FS_READ_FILE | _FS_WRITE_FILE)

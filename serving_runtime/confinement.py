@@ -2,19 +2,23 @@
 unprivileged Linux process has. Applied between fork and exec (`Confinement.apply`),
 so the interpreter that then loads the pickle starts already confined.
 
-- Landlock (Linux 5.13+, where the kernel enables it): reading and executing are allowed
-  beneath every top-level folder except the caller's home directories (and, inside them,
-  only beneath what the child must read: the interpreter, the project, the files named
-  on its command line); writing only beneath the child's scratch folder. With ABI 4+
-  TCP bind/connect are refused too, with ABI 6+ signals and abstract Unix sockets
-  outside the sandbox. A Landlocked process cannot ptrace, so /proc/<pid>/environ and
-  /proc/<pid>/root of the caller are shut as well.
-- Otherwise user and mount namespaces: the home directories covered by empty tmpfs (the
-  same exceptions bound back in), every mount read-only except the scratch folder, and
-  /proc covered (the caller's /proc/<pid>/root would lead back out of the namespace).
-- Otherwise nothing: `describe` says so, and the sandbox says it on every load.
+Hidden (`hidden_paths`): the caller's home directories, container secrets and the
+credential files the caller's AWS_* variables name. Inside a hidden folder, only what
+the child must read stays readable: the interpreter, the project, the paths named on
+its command line. Writable: the child's scratch folder only.
 
-A network namespace, when wanted, is made in the same `unshare` as the user namespace.
+- Landlock (Linux 5.13+, where the kernel enables it): read and execute rules beneath
+  every folder but the hidden ones, a full rule on the scratch folder. With ABI 4+ TCP
+  bind/connect are refused too (when the child needs no network), with ABI 6+ signals
+  and abstract Unix sockets outside the sandbox. A Landlocked process cannot ptrace
+  outside it, so the caller's /proc/<pid>/environ and /proc/<pid>/root are shut too.
+- Otherwise user and mount namespaces: hidden folders covered by an empty tmpfs (the
+  exceptions bound back in), hidden files by /dev/null, every mount read-only except
+  the scratch folder, and /proc covered (the caller's /proc/<pid>/root would lead back
+  out of the namespace, its /proc/<pid>/environ holds what the child was not given).
+- Otherwise nothing: the sandbox says so on every load.
+
+A network namespace, when wanted, is made in the same unshare(2) as the user namespace.
 """
 
 from __future__ import annotations
@@ -88,17 +92,25 @@ def landlock_abi() -> int:
     return max(int(version), 0)
 
 
-def home_directories() -> tuple[str, ...]:
-    """The caller's home directories: $HOME, the password database's, and where homes live."""
-    homes = {"/root", "/home"}
-    if os.environ.get("HOME"):
-        homes.add(os.environ["HOME"])
+# Where credentials live outside a home: container secrets (Kubernetes service-account and
+# EKS web-identity tokens, Docker secrets), and the files the caller's AWS_* variables name.
+SECRET_FOLDERS = ("/run/secrets", "/var/run/secrets")
+CREDENTIAL_FILE_VARIABLES = ("AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "AWS_WEB_IDENTITY_TOKEN_FILE",
+                             "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
+
+
+def hidden_paths() -> tuple[str, ...]:
+    """What the child may not read: the caller's home directories ($HOME, the password
+    database's, and where homes live), container secrets, and the credential files the
+    caller's environment names."""
+    hidden = {"/root", "/home", *SECRET_FOLDERS}
+    hidden.update(os.environ[name] for name in ("HOME", *CREDENTIAL_FILE_VARIABLES) if os.environ.get(name))
     try:
-        homes.add(pwd.getpwuid(os.getuid()).pw_dir)
+        hidden.add(pwd.getpwuid(os.getuid()).pw_dir)
     except KeyError:
         pass
-    resolved = {os.path.realpath(home) for home in homes if os.path.isabs(home)}
-    return tuple(sorted(home for home in resolved if home != "/"))
+    resolved = {os.path.realpath(path) for path in hidden if os.path.isabs(path)}
+    return tuple(sorted(path for path in resolved if path != "/"))
 
 
 def _beneath(path: str, folder: str) -> bool:
@@ -119,7 +131,7 @@ class Confinement:
 
     @classmethod
     def for_child(cls, *, method: str, scratch: Path, needed: Iterable[str], isolate_network: bool) -> Confinement:
-        hidden = home_directories()
+        hidden = hidden_paths()
         scratch_path = os.path.realpath(scratch)
         readable = set()
         for path in needed:
@@ -227,9 +239,13 @@ def _shut_with_mounts(confinement: Confinement) -> None:
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)  # nothing below propagates back to the caller
     kept = confinement.readable + (confinement.scratch,)
     held = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in kept}  # reachable once the homes are covered
-    for home in confinement.hidden:
-        if os.path.isdir(home) and not any(_beneath(home, other) for other in confinement.hidden if other != home):
-            _mount("tmpfs", home, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=64k,mode=755")
+    for path in confinement.hidden:
+        if any(_beneath(path, other) for other in confinement.hidden if other != path):
+            continue  # covered with what holds it
+        if os.path.isdir(path):
+            _mount("tmpfs", path, "tmpfs", _MS_NOSUID | _MS_NODEV, "size=64k,mode=755")
+        elif os.path.exists(path):  # a credentials file: read as empty
+            _mount("/dev/null", path, None, _MS_BIND)
     for path, fd in held.items():
         if os.path.isdir(f"/proc/self/fd/{fd}"):
             os.makedirs(path, exist_ok=True)

@@ -5,7 +5,7 @@ no file but its own scratch folder.
 The probe is a real pickle whose unpickling behaves the way a malicious one would. It
 looks for AWS credentials: AWS_* variables and other tokens in the environment,
 ~/.aws/credentials and ~/.aws/config, the files AWS_SHARED_CREDENTIALS_FILE and
-AWS_CONFIG_FILE name, the caller's credentials file by its absolute path, the caller's
+AWS_CONFIG_FILE name, the caller's credentials files by their absolute paths, the caller's
 environment and root through /proc, botocore's whole credential chain, and a socket to
 a port listening in the caller's network. And it tampers: appends to the caller's shell
 start-up files, rewrites the handler source, writes into cdk.out, and writes to the
@@ -45,6 +45,7 @@ SECRETS = {
     "shared file": "AKIASHAREDFILESECRET",
     "config file": "AKIACONFIGFILESECRET",
     "ci token": "ghp_CITOKENSECRET",
+    "web identity token file": "eyJWEBIDENTITYSECRET",
 }
 
 PROBE = """
@@ -59,7 +60,8 @@ parent = os.getppid()
 for path in {pathlib.Path.home() / ".aws" / "credentials", pathlib.Path.home() / ".aws" / "config",
              pathlib.Path(os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")),
              pathlib.Path(os.environ.get("AWS_CONFIG_FILE", "/nonexistent")),
-             pathlib.Path(caller_credentials), pathlib.Path(f"/proc/{parent}/root{caller_credentials}")}:
+             pathlib.Path(caller_credentials), pathlib.Path(f"/proc/{parent}/root{caller_credentials}"),
+             *map(pathlib.Path, targets["credential_files"])}:
     try:
         text = path.read_text()
     except OSError:
@@ -113,6 +115,7 @@ except OSError:
 raise RuntimeError(f"PROBE credentials found: {found or 'none'}; tampered: {tampered or 'nothing'}; {network}")
 """
 STARTUP_FILES = (".bashrc", ".profile", ".zshrc")
+CREDENTIAL_FILES = ("shared-credentials", "aws-config", "web-identity-token")  # outside the home, named by AWS_*
 TAMPERING = [f"appended to {name}" for name in STARTUP_FILES] + [
     "rewrote the handler", "wrote into cdk.out", "wrote .bashrc through a symlink",
     "wrote the handler through a symlink", "wrote the handler through a hard link"]
@@ -148,7 +151,8 @@ def probe_archive(tmp_path, listening_port, caller_project) -> Path:
     import joblib
 
     targets = {"home": str(tmp_path / "home"), "startup_files": STARTUP_FILES, "cdk_out": str(caller_project / "cdk.out"),
-               "handler": str(caller_project / "inference" / "inference.py")}
+               "handler": str(caller_project / "inference" / "inference.py"),
+               "credential_files": [str(tmp_path / name) for name in CREDENTIAL_FILES]}
     buffer = io.BytesIO()
     joblib.dump(_CredentialProbe(listening_port, targets), buffer)
     archive = tmp_path / "model.tar.gz"
@@ -172,8 +176,12 @@ def caller_with_credentials(tmp_path, monkeypatch) -> dict[str, str]:
     shared.write_text(f"[default]\naws_access_key_id = {SECRETS['shared file']}\naws_secret_access_key = x\n")
     config = tmp_path / "aws-config"
     config.write_text(f"[default]\naws_access_key_id = {SECRETS['config file']}\naws_secret_access_key = x\n")
+    token = tmp_path / "web-identity-token"
+    token.write_text(SECRETS["web identity token file"])
     planted = {
         "HOME": str(home),
+        "AWS_WEB_IDENTITY_TOKEN_FILE": str(token),
+        "AWS_ROLE_ARN": "arn:aws:iam::123456789012:role/deploy",
         "AWS_ACCESS_KEY_ID": SECRETS["environment"],
         "AWS_SECRET_ACCESS_KEY": "x",
         "AWS_SESSION_TOKEN": "x",
@@ -228,7 +236,8 @@ def test_the_probe_finds_every_secret_and_changes_every_file_without_the_sandbox
     for secret in SECRETS.values():
         assert secret in result.stderr
     home_credentials = str(tmp_path / "home" / ".aws" / "credentials")
-    assert f"file {home_credentials}: " in result.stderr  # by absolute path
+    for path in (home_credentials, *(tmp_path / name for name in CREDENTIAL_FILES)):
+        assert f"file {path}: " in result.stderr  # by absolute path
     assert f"root{home_credentials}: " in result.stderr and "/environ AWS_ACCESS_KEY_ID=" in result.stderr  # /proc
     for what in TAMPERING:
         assert what in result.stderr, what

@@ -126,11 +126,13 @@ class Confinement:
     scratch: str
     hidden: tuple[str, ...]
     readable: tuple[str, ...]
-    isolate_network: bool
+    isolate_network: bool  # a network namespace of its own
+    deny_tcp: bool = False  # Landlock ABI 4+: no TCP bind or connect (with or without the namespace)
     read_roots: tuple[str, ...] = ()  # Landlock's read rules, found before the fork
 
     @classmethod
-    def for_child(cls, *, method: str, scratch: Path, needed: Iterable[str], isolate_network: bool) -> Confinement:
+    def for_child(cls, *, method: str, scratch: Path, needed: Iterable[str], isolate_network: bool,
+                  deny_tcp: bool = False) -> Confinement:
         hidden = hidden_paths()
         scratch_path = os.path.realpath(scratch)
         readable = set()
@@ -144,7 +146,7 @@ class Confinement:
         if method != NONE or isolate_network:
             _libc()  # looked up here, not in the child
         return cls(method=method, scratch=scratch_path, hidden=hidden, readable=readable_sorted,
-                   isolate_network=isolate_network,
+                   isolate_network=isolate_network, deny_tcp=deny_tcp,
                    read_roots=tuple(_readable_roots("/", hidden, readable_sorted)) if method == LANDLOCK else ())
 
     def apply(self) -> None:
@@ -173,7 +175,7 @@ def _shut_with_landlock(confinement: Confinement) -> None:
     abi = landlock_abi()
     handled = _FS_ABI1 | (_FS_REFER if abi >= 2 else 0) | (_FS_TRUNCATE if abi >= 3 else 0) | (
         _FS_IOCTL_DEV if abi >= 5 else 0)
-    net = _NET_BIND_TCP | _NET_CONNECT_TCP if abi >= 4 and confinement.isolate_network else 0
+    net = _NET_BIND_TCP | _NET_CONNECT_TCP if abi >= 4 and confinement.deny_tcp else 0
     scoped = _SCOPE_ABSTRACT_UNIX_SOCKET | _SCOPE_SIGNAL if abi >= 6 else 0
     attr = struct.pack("=QQQ", handled, net, scoped)[: 8 if abi < 4 else 16 if abi < 6 else 24]
     libc = _libc()

@@ -6,11 +6,15 @@ release plan's model diff) happens in a child process that gets:
 - an environment built from an allow-list (no `AWS_*`, no tokens of CI systems), with
   the shared config and credentials files pointed at an empty file and botocore's
   instance-metadata look-up switched off;
-- a scratch `HOME` (so `~/.aws`, `~/.netrc`, `~/.docker` are not there), removed after;
+- a scratch folder as its `HOME` and `TMPDIR` (so `~/.aws`, `~/.netrc`, `~/.docker` are
+  not there), removed after;
+- a filesystem shut by `serving_runtime.confinement`: the caller's homes and credential
+  files hidden, everything else read-only, only the scratch folder writable (Landlock,
+  else user + mount namespaces; where neither works, each load says so in one line);
 - an address-space limit and, for `run`, a time limit;
-- no network at all when the caller needs none (a new network namespace through
-  `unshare`, where the kernel allows one): the instance-metadata service cannot be
-  reached by raw HTTP either. Where it is not allowed, `network_isolated` says so.
+- no network at all when the caller needs none (a new network namespace, where the
+  kernel allows one): the instance-metadata service cannot be reached by raw HTTP
+  either. Where it is not allowed, `network_isolated` says so.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from typing import Callable, Iterator, Mapping, Sequence
 from serving_runtime.confinement import LANDLOCK, NAMESPACES, NONE, Confinement, landlock_abi
 
 # What a Python child needs from the parent's environment; everything else is dropped.
-INHERITED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "VIRTUAL_ENV", "PYTHONPATH",
+# (TMPDIR is not passed: the child's is its scratch folder, made in the caller's TMPDIR.)
+INHERITED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "VIRTUAL_ENV", "PYTHONPATH",
              "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "SYSTEMROOT")
 # Generous for a fraud model (a few hundred MB loaded); a bomb stops at MemoryError.
 DEFAULT_MEMORY_BYTES = 4 * 1024**3
@@ -98,13 +103,14 @@ class UntrustedChild:
     network_isolated: bool
     filesystem: str  # LANDLOCK, NAMESPACES or NONE
     scratch: Path
+    needs_network: bool = False
 
     def confinement(self, argv: Sequence[str]) -> Confinement:
         """Readable inside the caller's homes: the interpreter, the project and the paths named in `argv`."""
         needed = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.executable, str(PROJECT_ROOT), *sys.path,
                   *(arg for arg in argv if os.sep in arg)]
         return Confinement.for_child(method=self.filesystem, scratch=self.scratch, needed=needed,
-                                     isolate_network=self.network_isolated)
+                                     isolate_network=self.network_isolated, deny_tcp=not self.needs_network)
 
     def preexec_fn(self, argv: Sequence[str]) -> Callable[[], None]:
         return _in_child(self.confinement(argv), self.memory_bytes)
@@ -154,4 +160,5 @@ def untrusted_child(
             network_isolated=not needs_network and network_namespaces_available(),
             filesystem=filesystem,
             scratch=Path(home),
+            needs_network=needs_network,
         )

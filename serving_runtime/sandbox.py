@@ -25,7 +25,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -54,8 +54,10 @@ def network_namespaces_available() -> bool:
 
 @cache
 def filesystem_confinement() -> str:
-    """How this machine shuts the filesystem for a child: LANDLOCK, NAMESPACES or NONE, the first that works."""
-    if landlock_abi() > 0 and _works(LANDLOCK, isolate_network=False):
+    """How this machine shuts the filesystem for a child: LANDLOCK, NAMESPACES or NONE, the first that works.
+    A kernel that reports a Landlock ABI applies it (no trial child: every command pays for this
+    once); the namespaces are tried, since a kernel setting or an LSM may refuse them."""
+    if landlock_abi() > 0:
         return LANDLOCK
     if _works(NAMESPACES, isolate_network=False):
         return NAMESPACES
@@ -66,7 +68,7 @@ def _works(method: str, *, isolate_network: bool) -> bool:
     """Start one trivial child confined so: whether it ran (the kernel, a seccomp filter or
     an LSM may refuse any step)."""
     program = shutil.which("true") or sys.executable
-    with tempfile.TemporaryDirectory(prefix="untrusted-probe-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="untrusted-probe-") if method != NONE else nullcontext("/") as scratch:
         confinement = Confinement.for_child(method=method, scratch=Path(scratch), needed=[program],
                                             isolate_network=isolate_network)
         try:

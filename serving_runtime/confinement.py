@@ -43,6 +43,7 @@ _LANDLOCK_RULE_PATH_BENEATH = 1
 _PR_SET_NO_NEW_PRIVS = 38
 # Landlock's filesystem rights, by the ABI version that introduced them.
 _FS_EXECUTE, _FS_WRITE_FILE, _FS_READ_FILE, _FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
+_FS_REMOVE_FILE, _FS_MAKE_REG = 1 << 5, 1 << 8
 _FS_ABI1 = (1 << 13) - 1  # execute ... make_sym
 _FS_REFER, _FS_TRUNCATE, _FS_IOCTL_DEV = 1 << 13, 1 << 14, 1 << 15
 _FS_FILE_ONLY = _FS_EXECUTE | _FS_WRITE_FILE | _FS_READ_FILE | _FS_TRUNCATE | _FS_IOCTL_DEV
@@ -92,6 +93,7 @@ def landlock_abi() -> int:
     return max(int(version), 0)
 
 
+SHARED_MEMORY = "/dev/shm"
 # Where credentials live outside a home: container secrets (Kubernetes service-account and
 # EKS web-identity tokens, Docker secrets), and the files the caller's AWS_* variables name.
 SECRET_FOLDERS = ("/run/secrets", "/var/run/secrets")
@@ -142,7 +144,9 @@ class Confinement:
             if os.path.exists(real) and any(_beneath(real, home) for home in hidden) and not any(
                     _beneath(home, real) for home in hidden):
                 readable.add(real)
-        readable_sorted = tuple(sorted(readable))
+        # The outermost only: a rule (or a bind mount) covers what lies beneath.
+        readable_sorted = tuple(path for path in sorted(readable)
+                                if not any(_beneath(path, other) for other in readable if other != path))
         if method != NONE or isolate_network:
             _libc()  # looked up here, not in the child
         return cls(method=method, scratch=scratch_path, hidden=hidden, readable=readable_sorted,
@@ -187,6 +191,10 @@ def _shut_with_landlock(confinement: Confinement) -> None:
             _allow(ruleset, path, read)
         _allow(ruleset, confinement.scratch, handled)
         _allow(ruleset, "/dev/null", _FS_READ_FILE | _FS_WRITE_FILE)
+        # POSIX semaphores and shared memory (joblib tests for them at import, and falls back
+        # to serial with a warning): plain files only.
+        _allow(ruleset, SHARED_MEMORY, _FS_READ_FILE | _FS_WRITE_FILE | _FS_MAKE_REG | _FS_REMOVE_FILE
+               | (_FS_TRUNCATE if abi >= 3 else 0))
         _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "prctl(PR_SET_NO_NEW_PRIVS)")
         _check(libc.syscall(_SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)),
                "landlock_restrict_self")
@@ -257,6 +265,8 @@ def _shut_with_mounts(confinement: Confinement) -> None:
         _mount(f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC)
         os.close(fd)
     _remount_read_only(except_beneath=confinement.scratch)
+    if os.path.isdir(SHARED_MEMORY):  # POSIX semaphores and shared memory: a private, empty one
+        _mount("tmpfs", SHARED_MEMORY, "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, "size=64m,mode=1777")
     try:
         os.chdir(os.getcwd())  # the working folder, looked up again through the new mounts
     except OSError:

@@ -300,6 +300,15 @@ def test_the_sandboxed_child_still_does_its_work(sample_model, confinement):
 
     result = run_sandboxed(preflight_command(sample_model), capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "serial mode" not in result.stderr  # joblib found the POSIX semaphores it tests for at import
+
+
+def test_the_sandboxed_child_has_posix_semaphores(confinement):
+    """They live in /dev/shm: writable for plain files (Landlock), or a private tmpfs (namespaces)."""
+    with sandbox.untrusted_child() as child:
+        result = child.run([sys.executable, "-c", "import multiprocessing; multiprocessing.Semaphore()"],
+                           capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
 
 
 HIDDEN_HOME_PROBE = """

@@ -140,7 +140,7 @@ class Confinement:
         readable = set()
         for path in needed:
             real = os.path.realpath(path)
-            # Only what lies inside a home needs an exception, and never a whole home (or what holds one).
+            # Only what lies inside a hidden folder needs an exception, and never a whole one (or what holds one).
             if os.path.exists(real) and any(_beneath(real, home) for home in hidden) and not any(
                     _beneath(home, real) for home in hidden):
                 readable.add(real)
@@ -203,8 +203,8 @@ def _shut_with_landlock(confinement: Confinement) -> None:
 
 
 def _readable_roots(folder: str, hidden: tuple[str, ...], readable: tuple[str, ...]) -> list[str]:
-    """Folders whose whole tree may be read: `folder` itself unless a hidden home lies in
-    it, then its entries one by one (the home left out, its exceptions put back)."""
+    """What may be read, as whole trees: `folder` itself unless a hidden path lies in it,
+    then its entries one by one (the hidden path left out, its exceptions put back)."""
     if any(_beneath(folder, home) for home in hidden):
         return [path for path in readable if _beneath(path, folder)]
     if not any(_beneath(home, folder) for home in hidden):

@@ -29,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -402,3 +403,52 @@ def test_the_sandbox_refuses_to_pass_aws_variables():
     with pytest.raises(ValueError, match="AWS_PROFILE must not reach"):
         with untrusted_child(extra_env={"AWS_PROFILE": "deploy"}):
             pass
+
+
+UNPRIVILEGED_RUN = """
+import subprocess, sys
+sys.path.insert(0, sys.argv[1])
+from serving_runtime import sandbox
+from serving_runtime.confinement import LANDLOCK, NAMESPACES
+for method in (LANDLOCK, NAMESPACES):
+    if not sandbox._works(method, isolate_network=True):
+        print(method, "unavailable")
+        continue
+    sandbox.filesystem_confinement = lambda method=method: method
+    with sandbox.untrusted_child() as child:
+        # The target is not on the child's command line: paths named there are readable.
+        code = f"open({sys.argv[3]!r}" + (").read()" if "read" in sys.argv[2] else ", 'a').write('x')")
+        done = child.run([sys.executable, "-c", code], capture_output=True, text=True)
+    print(method, "refused" if done.returncode else "allowed")
+"""
+
+
+@pytest.mark.parametrize("attempt", ["read the credentials", "write the handler"])
+def test_an_unprivileged_user_is_confined_too(attempt):
+    """Developers' laptops: the same confinement as a user with no capabilities at all
+    (nobody, through setpriv; only where the tests run as root and a system Python that
+    user may run exists, since the project's own interpreter may sit in root's home)."""
+    python = shutil.which("python3", path="/usr/bin:/usr/local/bin")
+    if os.getuid() != 0 or shutil.which("setpriv") is None or python is None or python.startswith("/root"):
+        pytest.skip("needs root (to become nobody), setpriv and a system python3")
+    with tempfile.TemporaryDirectory(prefix="sandbox-unprivileged-") as folder:  # pytest's tmp_path is root's only
+        _confined_as_nobody(Path(folder), python, attempt)
+
+
+def _confined_as_nobody(tmp_path: Path, python: str, attempt: str) -> None:
+    home, project = tmp_path / "home", tmp_path / "project"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text(SECRETS["home file"])
+    (project / "inference").mkdir(parents=True)
+    (project / "inference" / "inference.py").write_text("# the handler\n")
+    shutil.copytree(ROOT / "serving_runtime", project / "serving_runtime")
+    tmp_path.chmod(0o755)
+    subprocess.run(["chown", "-R", "nobody", str(home), str(project)], check=True)
+    target = home / ".aws" / "credentials" if attempt.startswith("read") else project / "inference" / "inference.py"
+    result = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", python, "-c",
+                             UNPRIVILEGED_RUN, str(project), attempt, str(target)],
+                            capture_output=True, text=True, env={"HOME": str(home), "PATH": os.environ["PATH"]},
+                            cwd=project, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == [f"{LANDLOCK} refused", f"{NAMESPACES} refused"], result.stdout
+    assert (project / "inference" / "inference.py").read_text() == "# the handler\n"

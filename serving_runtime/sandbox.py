@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 from serving_runtime.confinement import LANDLOCK, NAMESPACES, NONE, Confinement, landlock_abi
+from serving_runtime.image import PROJECT_ROOT
 
 # What a Python child needs from the parent's environment; everything else is dropped.
 # (TMPDIR is not passed: the child's is its scratch folder, made in the caller's TMPDIR.)
@@ -40,8 +41,6 @@ INHERITED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "VIRTUAL_ENV", "PYTHONP
 # Generous for a fraud model (a few hundred MB loaded); a bomb stops at MemoryError.
 DEFAULT_MEMORY_BYTES = 4 * 1024**3
 DEFAULT_TIMEOUT_S = 300.0
-# The child imports serving_runtime (and the handler) from here: readable even inside a home.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 UNCONFINED_WARNING = ("sandbox: this system offers neither Landlock nor user namespaces, so the model's code "
                       "can read and write every file you can (see the README, \"Loading a model runs its code\")")
 
@@ -108,7 +107,8 @@ class UntrustedChild:
     needs_network: bool = False
 
     def confinement(self, argv: Sequence[str]) -> Confinement:
-        """Readable inside the caller's homes: the interpreter, the project and the paths named in `argv`."""
+        """Readable inside the caller's homes: the interpreter, the project (the child imports
+        serving_runtime and the handler from it) and the paths named in `argv`."""
         needed = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.executable, str(PROJECT_ROOT), *sys.path,
                   *(arg for arg in argv if os.sep in arg)]
         return Confinement.for_child(method=self.filesystem, scratch=self.scratch, needed=needed,

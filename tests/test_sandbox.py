@@ -36,9 +36,8 @@ import pytest
 
 from serving_runtime import sandbox
 from serving_runtime.confinement import LANDLOCK, NAMESPACES, NONE
+from serving_runtime.image import PROJECT_ROOT as ROOT
 from serving_runtime.sandbox import network_namespaces_available
-
-ROOT = Path(__file__).resolve().parents[1]
 
 SECRETS = {
     "environment": "AKIAENVIRONMENTSECRET",

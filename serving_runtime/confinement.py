@@ -28,6 +28,7 @@ import os
 import pwd
 import re
 import struct
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -85,6 +86,8 @@ def _check(result: int, what: str) -> int:
 @cache
 def landlock_abi() -> int:
     """The kernel's Landlock ABI version; 0 where it has none (not Linux, too old, not enabled)."""
+    if not sys.platform.startswith("linux"):  # elsewhere syscall 444 is something else, or nothing
+        return 0
     try:
         version = _libc().syscall(_SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
                                   ctypes.c_uint32(_LANDLOCK_CREATE_RULESET_VERSION))

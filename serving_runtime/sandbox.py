@@ -65,7 +65,9 @@ def filesystem_confinement() -> str:
 
 def _works(method: str, *, isolate_network: bool) -> bool:
     """Start one trivial child confined so: whether it ran (the kernel, a seccomp filter or
-    an LSM may refuse any step)."""
+    an LSM may refuse any step). Namespaces and Landlock are Linux's only."""
+    if not sys.platform.startswith("linux"):
+        return False
     program = shutil.which("true") or sys.executable
     with tempfile.TemporaryDirectory(prefix="untrusted-probe-") if method != NONE else nullcontext("/") as scratch:
         confinement = Confinement.for_child(method=method, scratch=Path(scratch), needed=[program],

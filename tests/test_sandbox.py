@@ -356,8 +356,24 @@ def test_the_caller_home_is_hidden_except_what_the_child_needs(tmp_path, monkeyp
     ]
 
 
-def test_where_the_filesystem_cannot_be_shut_every_load_says_so_in_one_line(monkeypatch, capsys):
-    monkeypatch.setattr(sandbox, "filesystem_confinement", lambda: NONE)
+@pytest.fixture
+def on_macos(monkeypatch):
+    """What the sandbox finds on a platform with neither Landlock nor namespaces."""
+    from serving_runtime import confinement
+
+    probes = (confinement.landlock_abi, sandbox.filesystem_confinement, sandbox.network_namespaces_available)
+    monkeypatch.setattr(sys, "platform", "darwin")
+    for probe in probes:
+        probe.cache_clear()
+    yield
+    monkeypatch.undo()
+    for probe in probes:
+        probe.cache_clear()
+
+
+@pytest.mark.usefixtures("on_macos")
+def test_where_the_filesystem_cannot_be_shut_every_load_says_so_in_one_line(capsys):
+    assert sandbox.filesystem_confinement() == NONE and not sandbox.network_namespaces_available()
     for _ in range(2):
         with sandbox.untrusted_child() as child:
             assert child.run([sys.executable, "-c", "pass"]).returncode == 0

@@ -26,7 +26,8 @@ class AppContext:
 
 def registry_settings(config: ServingConfig) -> RegistrySettings:
     return RegistrySettings(group_name=config.registry_group, bucket_name=config.registry_bucket,
-                            environment=config.registry_environment)
+                            environment=config.registry_environment,
+                            pipeline_artifacts_bucket=config.pipeline_artifacts_bucket_name if config.pipeline else None)
 
 
 def context_flag(app: cdk.App, key: str) -> bool:
@@ -79,6 +80,7 @@ def build_stacks(app: cdk.App, config: ServingConfig, *, env_name: str, pipeline
     context = AppContext(app)
     if pipeline:
         # Imported here: CDK Pipelines' classes cost ~0.4 s of every synth that builds no pipeline.
+        from sagemaker_serving.pipeline_artifacts import ArtifactRetention
         from stacks.pipeline_stack import PipelineSource, PipelineStack
 
         if config.pipeline is None:
@@ -91,6 +93,8 @@ def build_stacks(app: cdk.App, config: ServingConfig, *, env_name: str, pipeline
                                   branch=config.pipeline.branch),
             environments=environments,
             registry=registry_settings(config),
+            retention=ArtifactRetention(artifact_days=config.pipeline.artifact_days,
+                                        log_retention_days=config.pipeline.log_retention_days),
             model_packages=resolve_packages(config, environments, context=context, refresh=refresh,
                                             context_file=context_file),
         )

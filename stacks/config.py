@@ -31,7 +31,7 @@ from serving_runtime.image import (
 )
 from stacks.model_package import ALLOWED as REFERENCE_ALLOWED
 from stacks.model_package import GROUP_NAME, REFERENCE_PATTERN
-from stacks.names import EnvironmentNames
+from stacks.names import EnvironmentNames, ProjectNames
 
 CONNECTION_ARN = r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):[a-z0-9-]+:\d{12}:connection/[0-9a-f-]{36}$"
 
@@ -282,7 +282,7 @@ class Environments(Settings):
     prod: ProdEnvironment = None
 
 
-class Project(Settings):
+class Project(ProjectNames, Settings):
     company: LowerName
     team: LowerName
     team_fullname: PascalName
@@ -308,6 +308,11 @@ class Pipeline(Settings):
                              "connection/ID (create it in the console and authorize it)")
     repository: matching(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", "owner/name")
     branch: matching(r"^[^\s~^:?*\[\\]+$", "a branch name") = "main"
+    artifact_days: integer(1, 3650) = Field(90, description="days a run's artifacts (sources, cloud assemblies) "
+                                            "are kept in the artifacts bucket; old versions go after 30, "
+                                            "incomplete uploads after 7")
+    log_retention_days: one_of(*LOG_RETENTION_DAYS) = Field(365, description="days the builds' logs are kept "
+                                                            "(the release plans are audit evidence)")
 
 
 class ServingConfig(Project):

@@ -16,9 +16,33 @@ IAM_ROLE_NAME_MAX = 64
 BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
 
 
+class ProjectNames:
+    """Mixed into `stacks.config.Project` (company, team, project): the names of what
+    serves every environment, the delivery pipeline's."""
+
+    @property
+    def project_prefix(self) -> str:
+        """`<team>-<project>`: the pipeline, its stack and its roles start with it."""
+        return f"{self.team}-{self.project}"
+
+    @property
+    def pipeline_stack_name(self) -> str:
+        return f"{self.project_prefix}-pipeline"
+
+    @property
+    def pipeline_check_role_name(self) -> str:
+        """The role of the pipeline's checks, which every environment's check role trusts."""
+        return f"{self.project_prefix}-pipeline-checks"
+
+    @property
+    def pipeline_artifacts_bucket_name(self) -> str:
+        """As long as the registry's bucket name, which `ServingConfig.problems` checks."""
+        return f"{self.company}-sm-{self.team}-{self.project}-pipeline"
+
+
 class EnvironmentNames:
     """Mixed into `stacks.config.Environment`, which has the name, project, endpoint,
-    inference_role and bucket these read."""
+    inference_role, bucket and access_logs these read."""
 
     @property
     def env_camel(self) -> str:
@@ -70,6 +94,17 @@ class EnvironmentNames:
         return base if self.bucket == "import" else f"{base}-{self.name}"
 
     @property
+    def access_log_bucket_name(self) -> str:
+        """Where the data bucket's access logs go: the configured bucket, or the one the
+        stack creates (named, so the pipeline in this account can log into it too)."""
+        return self.access_logs.bucket or f"{self.bucket_name}-logs"
+
+    @property
+    def check_role_name(self) -> str:
+        """The role the pipeline's checks assume in this environment's account."""
+        return f"{self.name_prefix}-deploy-checks"
+
+    @property
     def tags(self) -> dict[str, str]:
         return {"Team": self.project.team, "Project": self.project.project, "Environment": self.name}
 
@@ -85,6 +120,7 @@ class EnvironmentNames:
                 yield (("team_fullname",), p.team_fullname,
                        f"a shorter team_fullname or project_camel: role name {role!r} has {len(role)} characters; "
                        f"at most {IAM_ROLE_NAME_MAX}")
-        if not BUCKET_NAME.match(self.bucket_name) or "--" in self.bucket_name:
-            yield (("project",), p.project, f"a shorter company, team or project: bucket name {self.bucket_name!r} "
-                   "must be 3-63 lowercase letters, digits and single hyphens")
+        for bucket in (self.bucket_name, self.access_log_bucket_name if self.bucket == "create" and not self.access_logs.bucket else None):
+            if bucket is not None and (not BUCKET_NAME.match(bucket) or "--" in bucket):
+                yield (("project",), p.project, f"a shorter company, team or project: bucket name {bucket!r} "
+                       "must be 3-63 lowercase letters, digits and single hyphens")

@@ -17,6 +17,7 @@ from constructs import Construct
 
 from serving_runtime.preflight import preflight_in_subprocess
 from sagemaker_serving.access_logs import log_access
+from sagemaker_serving.keys import grants_only_for_aws_resources
 from sagemaker_serving.alarms import EndpointAlarms
 from sagemaker_serving.autoscaling import InstanceCountScaling, ProvisionedConcurrencyScaling
 from sagemaker_serving.dashboard import EndpointDashboard
@@ -305,6 +306,7 @@ class ServingStack(cdk.Stack):
         self.registry = ModelRegistry(
             self, "ModelRegistry", group_name=model_registry.group_name, bucket_name=model_registry.bucket_name,
             reader_accounts=[a for a in registry_readers if a], access_log_bucket=self.access_log_bucket,
+            pipeline_artifacts_bucket=model_registry.pipeline_artifacts_bucket,
         ) if model_registry is not None else None
         if self.registry is not None:
             cdk.CfnOutput(self, "ModelPackageGroupName", value=model_registry.group_name,
@@ -425,6 +427,7 @@ class ServingStack(cdk.Stack):
         log_bucket = s3.Bucket(
             self,
             "AccessLogBucket",
+            bucket_name=env.access_log_bucket_name,  # named: the pipeline in this account logs here too
             encryption=s3.BucketEncryption.S3_MANAGED,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
@@ -512,18 +515,7 @@ class ServingStack(cdk.Stack):
             removal_policy=removal,
             pending_window=cdk.Duration.days(7),
         )
-        # Grants only for AWS resources (Control Tower CT.KMS.PR.3): nobody may grant this
-        # key onward by hand, while SageMaker still creates the grants an endpoint's
-        # storage needs (CreateEndpoint with KmsKeyId: a grant for an AWS resource, made
-        # by the service on the caller's behalf).
-        key.add_to_resource_policy(iam.PolicyStatement(
-            sid="GrantsOnlyForAwsResources",
-            effect=iam.Effect.DENY,
-            principals=[iam.StarPrincipal()],  # "Principal": "*", as the control reads it
-            actions=["kms:CreateGrant"],
-            resources=["*"],
-            conditions={"BoolIfExists": {"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}},
-        ))
+        key.add_to_resource_policy(grants_only_for_aws_resources())  # CT.KMS.PR.3
         # CloudWatch publishes this account's alarms to the encrypted topic (aws/sns would
         # refuse it); only for alarms of this account and region (confused deputy).
         key.grant(

@@ -12,7 +12,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from sagemaker_serving.access_logs import log_access
+from sagemaker_serving.access_logs import grant_log_delivery, log_access
+from sagemaker_serving.keys import grants_only_for_aws_resources
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs
 
 ARCHIVE_PREFIX = "model-registry/"
@@ -36,6 +37,7 @@ class ModelRegistry(Construct):
         bucket_name: str,
         reader_accounts: Sequence[str] = (),
         access_log_bucket: s3.IBucket | None = None,
+        pipeline_artifacts_bucket: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
@@ -69,11 +71,7 @@ class ModelRegistry(Construct):
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
         # Control Tower CT.KMS.PR.3, as the data key: grants only for AWS resources.
-        key.add_to_resource_policy(iam.PolicyStatement(
-            sid="GrantsOnlyForAwsResources", effect=iam.Effect.DENY, principals=[iam.StarPrincipal()],
-            actions=["kms:CreateGrant"], resources=["*"],
-            conditions={"BoolIfExists": {"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"}},
-        ))
+        key.add_to_resource_policy(grants_only_for_aws_resources())
         self.bucket = s3.Bucket(
             self,
             "Archives",
@@ -102,6 +100,9 @@ class ModelRegistry(Construct):
             ))
         if access_log_bucket is not None:  # the stack's access-log bucket, retained with the registry
             log_access(self.bucket, bucket_name=bucket_name, to=access_log_bucket, sid="S3ServerAccessLogDeliveryRegistry")
+            if pipeline_artifacts_bucket is not None:  # the pipeline lives in this account and logs here too
+                grant_log_delivery(access_log_bucket, source_bucket_name=pipeline_artifacts_bucket,
+                                   sid="S3ServerAccessLogDeliveryPipeline")
         else:
             why_no_logs = (
                 "This environment imports its data bucket, so it has no access-log bucket of its own; object access "

@@ -16,9 +16,8 @@ from constructs import Construct
 from sagemaker_serving.access_logs import log_into
 from sagemaker_serving.keys import grants_only_for_aws_resources
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs
+from sagemaker_serving.settings import PIPELINE_INCOMPLETE_UPLOAD_DAYS, PIPELINE_NONCURRENT_VERSION_DAYS
 
-NONCURRENT_VERSION_DAYS = 30
-INCOMPLETE_UPLOAD_DAYS = 7
 
 
 @dataclass(frozen=True)
@@ -58,8 +57,8 @@ class PipelineArtifacts(Construct):
             lifecycle_rules=[s3.LifecycleRule(
                 id="ExpireRunArtifacts",
                 expiration=cdk.Duration.days(retention.artifact_days),
-                noncurrent_version_expiration=cdk.Duration.days(NONCURRENT_VERSION_DAYS),
-                abort_incomplete_multipart_upload_after=cdk.Duration.days(INCOMPLETE_UPLOAD_DAYS),
+                noncurrent_version_expiration=cdk.Duration.days(PIPELINE_NONCURRENT_VERSION_DAYS),
+                abort_incomplete_multipart_upload_after=cdk.Duration.days(PIPELINE_INCOMPLETE_UPLOAD_DAYS),
             )],
         )
         self._log_access(bucket_name, log_bucket_name)

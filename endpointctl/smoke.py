@@ -31,8 +31,26 @@ def alarms_of(endpoint_name: str) -> list[dict]:
         kwargs["NextToken"] = page["NextToken"]
 
 
+def check_config(env_name: str, name: str) -> None:
+    """The endpoint must run the endpoint config its stack deployed (a rollback leaves it on the old one)."""
+    from endpointctl.aws import environment
+    from endpointctl.rollback import check_endpoint_config
+
+    stack = environment(env_name).stack_name
+    try:
+        endpoint = describe(client("sagemaker").describe_endpoint, EndpointName=name)
+    except ClientError as error:
+        raise CommandError(f"smoke test failed: endpoint {name}: {error.response['Error'].get('Message', error)}") from None
+    check = check_endpoint_config(stack, endpoint)
+    if not check.matches:
+        raise CommandError(f"smoke test failed: {check.mismatch(name, stack, env_name)}")
+    if check.deployed is not None:
+        print(f"endpoint {name} runs {check.running}, the endpoint config stack {stack} deployed")
+
+
 def run_smoke_test(args: argparse.Namespace) -> int:
     name = stack_outputs(args.env)["EndpointName"]
+    check_config(args.env, name)
     runtime = client("sagemaker-runtime")
     try:
         response = describe(runtime.invoke_endpoint, EndpointName=name, ContentType="application/json",

@@ -186,7 +186,7 @@ def test_an_approved_model_version_starts_the_pipeline(pipeline_synth):
     assert events_role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "events.amazonaws.com"}
 
 
-def test_check_roles_can_only_invoke_read_alarms_and_read_the_stack(pipeline_synth):
+def test_check_roles_can_only_invoke_describe_read_alarms_and_read_the_stack(pipeline_synth):
     for env, account in ACCOUNTS.items():
         template = pipeline_synth.stages[env]
         (role,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"
@@ -200,8 +200,9 @@ def test_check_roles_can_only_invoke_read_alarms_and_read_the_stack(pipeline_syn
             if policy["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in policy["Properties"]["Roles"]:
                 for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
                     actions |= set(statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
-        assert actions == {"sagemaker:InvokeEndpoint", "cloudwatch:DescribeAlarms", "cloudformation:DescribeStacks",
-                           "cloudformation:GetTemplate"}
+        assert actions == {"sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint", "cloudwatch:DescribeAlarms",
+                           "cloudwatch:DescribeAlarmHistory", "cloudformation:DescribeStacks",
+                           "cloudformation:GetTemplate", "cloudformation:DescribeStackResource"}
 
 
 def test_the_registry_lives_in_dev_readable_by_staging_and_prod(pipeline_synth):

@@ -74,8 +74,13 @@ def _went_to_alarm(cloudwatch, name: str) -> bool:
     return any("to ALARM" in item.get("HistorySummary", "") for item in history)
 
 
-def check_endpoint_config(stack_name: str, endpoint: dict) -> ConfigCheck:
+def check_endpoint_config(stack_name: str, endpoint_name: str, endpoint: dict | None = None) -> ConfigCheck:
+    """`endpoint`: DescribeEndpoint's answer, when the caller has it already."""
     deployed = deployed_endpoint_config(stack_name)
+    if deployed is None:  # a stack without an endpoint resource: nothing to compare
+        return ConfigCheck(running="", deployed=None, fired=())
+    if endpoint is None:
+        endpoint = describe(client("sagemaker").describe_endpoint, EndpointName=endpoint_name)
     running = endpoint.get("EndpointConfigName", "")
-    fired = () if deployed is None or running == deployed else fired_alarms(endpoint, endpoint["EndpointName"])
+    fired = () if running == deployed else fired_alarms(endpoint, endpoint_name)
     return ConfigCheck(running=running, deployed=deployed, fired=fired)

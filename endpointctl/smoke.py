@@ -38,10 +38,9 @@ def check_config(env_name: str, name: str) -> None:
 
     stack = environment(env_name).stack_name
     try:
-        endpoint = describe(client("sagemaker").describe_endpoint, EndpointName=name)
+        check = check_endpoint_config(stack, name)
     except ClientError as error:
         raise CommandError(f"smoke test failed: endpoint {name}: {error.response['Error'].get('Message', error)}") from None
-    check = check_endpoint_config(stack, endpoint)
     if not check.matches:
         raise CommandError(f"smoke test failed: {check.mismatch(name, stack, env_name)}")
     if check.deployed is not None:

@@ -352,6 +352,7 @@ def test_smoke_test_fails_on_a_model_error(monkeypatch, capsys):
                              http_status_code=424, response_meta={}, modeled_fields={"OriginalStatusCode": 500})
     stubber.activate()
     monkeypatch.setattr(smoke, "stack_outputs", lambda env: {"EndpointName": "rc-fraud-detection-dev-serverless"})
+    monkeypatch.setattr(smoke, "check_config", lambda env, name: None)  # the config check: tests/test_rollback.py
     monkeypatch.setattr(smoke, "client", lambda service: runtime)
     with pytest.raises(CommandError, match=r"^smoke test failed: the model answered 500: Received server error \(500\)"):
         smoke.run_smoke_test(argparse.Namespace(env="dev"))

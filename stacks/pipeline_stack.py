@@ -288,7 +288,8 @@ def _wildcard_reason(value: str) -> str | None:
     if value.startswith(("s3:", "kms:")) or "ArtifactsBucket" in value:
         return "CDK Pipelines' grant on this pipeline's own artifact bucket and its key: steps read and write run artifacts"
     if ":log-group:/aws/codebuild/" in value:
-        return "CodeBuild writes one log stream per build into the project's own log group"
+        return ("CDK's CodeBuild project always grants its default log group /aws/codebuild/<project>, with no hook "
+                "to leave it out; unused, as every build logs to the pipeline's own encrypted log group")
     if ":report-group/" in value:
         return "CodeBuild report groups of a project are named after the project"
     if ":model-package/" in value:

@@ -254,8 +254,9 @@ class PipelineStack(cdk.Stack):
         )
 
     def _acknowledge_pipeline_findings(self) -> None:
-        """CDK Pipelines' own roles, projects and bucket: each finding acknowledged on the
-        construct that causes it, its id rendered from the policy itself, with why."""
+        """CDK Pipelines' own roles and projects (the bucket, key and log group are ours,
+        PipelineArtifacts): each finding acknowledged on the construct that causes it, its
+        id rendered from the policy itself, with why."""
         for construct in self.node.find_all():
             if isinstance(construct, cdk.Stage) or cdk.Stack.of(construct) is not self:
                 continue  # the stages' stacks acknowledge their own

@@ -46,9 +46,15 @@ def deployed_endpoint_config(stack_name: str) -> str | None:
     logical_id = reference.get("Fn::GetAtt", [None])[0] if isinstance(reference, dict) else None
     if logical_id is None:
         return reference if isinstance(reference, str) else None
-    resource = describe(cloudformation.describe_stack_resource, StackName=stack_name,
-                        LogicalResourceId=logical_id)["StackResourceDetail"]
-    return resource["PhysicalResourceId"].rsplit("/", 1)[-1]
+    kwargs = {"StackName": stack_name}
+    while True:  # ListStackResources: the local AWS answered DescribeStackResource with a 500 for a deployed stack
+        page = describe(cloudformation.list_stack_resources, **kwargs)
+        for resource in page["StackResourceSummaries"]:
+            if resource["LogicalResourceId"] == logical_id:
+                return resource["PhysicalResourceId"].rsplit("/", 1)[-1]
+        if not page.get("NextToken"):
+            return None
+        kwargs["NextToken"] = page["NextToken"]
 
 
 def fired_alarms(endpoint: dict, endpoint_name: str) -> tuple[str, ...]:

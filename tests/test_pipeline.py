@@ -202,7 +202,7 @@ def test_check_roles_can_only_invoke_describe_read_alarms_and_read_the_stack(pip
                     actions |= set(statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
         assert actions == {"sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint", "cloudwatch:DescribeAlarms",
                            "cloudwatch:DescribeAlarmHistory", "cloudformation:DescribeStacks",
-                           "cloudformation:GetTemplate", "cloudformation:DescribeStackResource"}
+                           "cloudformation:GetTemplate", "cloudformation:ListStackResources"}
 
 
 def test_the_registry_lives_in_dev_readable_by_staging_and_prod(pipeline_synth):

@@ -47,7 +47,7 @@ class DeploymentCheckRole(Construct):
             resources=[alarms]))
         self.role.add_to_principal_policy(iam.PolicyStatement(
             sid="ReadThisStack", actions=["cloudformation:DescribeStacks", "cloudformation:GetTemplate",
-                                           "cloudformation:DescribeStackResource"],
+                                           "cloudformation:ListStackResources"],
             resources=[stack.stack_id]))
         acknowledge_wildcard_resource(self.role, alarms, f"the endpoint's alarms are named {alarm_name_prefix}<variant>-<what>")
         acknowledge_in_compliance_packs(self.role, "IAMNoInlinePolicy", INLINE_POLICY_REASON)

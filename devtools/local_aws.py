@@ -1,5 +1,5 @@
-"""The local AWS for `make demo` and the end-to-end test: moto's server, with ten
-fixes to moto 5.2.5's CloudFormation layer that this stack needs. Each is a place where
+"""The local AWS for `make demo` and the end-to-end test: moto's server, with eleven
+fixes to moto 5.2.5's CloudFormation and SageMaker layers that this stack needs. Each is a place where
 moto differs from CloudFormation; none changes what the stack asks for.
 
 1. AWS::KMS::Key: CloudFormation passes Tags as Key/Value and KeyPolicy as an object;
@@ -31,7 +31,14 @@ moto differs from CloudFormation; none changes what the stack asks for.
     after what it depends on. Here the resources `endpointctl plan` finds changed through
     a replacement are added, and all are updated in dependency order — otherwise a new
     model leaves the endpoint config pointing at the deleted old one.
-11. AWS::SageMaker::EndpointConfig: moto drops ShadowProductionVariants; SageMaker keeps
+11. The model registry by ARN: SageMaker takes a group's or a version's ARN wherever it
+    takes its name (DescribeModelPackageGroup, ListModelPackages, DescribeModelPackage,
+    UpdateModelPackage), and an ARN names the account and region that hold it: the
+    cross-account lookup a synth makes when environments set `account`. moto looks
+    groups up by name only (it prefixes an ARN as if it were a name: "does not exist")
+    and serves every call from the caller's account. Here an ARN is followed to the
+    account and region it names, and a group's ARN to its name there.
+12. AWS::SageMaker::EndpointConfig: moto drops ShadowProductionVariants; SageMaker keeps
     them and DescribeEndpointConfig returns them. Here the config keeps and describes them.
 
 Run: python -m devtools.local_aws -H 127.0.0.1 -p PORT   (moto_server's arguments)
@@ -148,6 +155,37 @@ def _keep_customer_metadata(update):
     return update_model_package
 
 
+# What each registry operation is given, and which kind of ARN it may be.
+_REGISTRY_ARNS = {
+    "describe_model_package_group": ("model_package_group_name", "model-package-group"),
+    "list_model_packages": ("model_package_group_name", "model-package-group"),
+    "describe_model_package": ("model_package_name", "model-package"),
+    "update_model_package": ("model_package_arn", "model-package"),
+}
+
+
+def _follow_registry_arn(operation, argument: str, kind: str):
+    """The operation, served by the backend of the account and region an ARN names
+    (a group's ARN becomes its name there, as moto keys groups by name)."""
+    import re
+
+    arn = re.compile(rf"^arn:aws[a-z-]*:sagemaker:(?P<region>[a-z0-9-]+):(?P<account>\d{{12}}):{kind}/(?P<name>.+)$")
+
+    def follow(self, *args, **kwargs):
+        from moto.sagemaker.models import sagemaker_backends
+
+        match = arn.match(kwargs.get(argument) or "")
+        if match is None:
+            return operation(self, *args, **kwargs)
+        backend = sagemaker_backends[match["account"]][match["region"]]
+        if kind == "model-package-group":
+            kwargs[argument] = match["name"]
+        return operation(backend, *args, **kwargs)
+
+    follow.follows_arns = True
+    return follow
+
+
 def _change_set_not_found(describe):
     from moto.cloudformation.exceptions import CloudFormationError, ValidationError
 
@@ -238,6 +276,11 @@ def apply_fixes() -> None:
     backend = cloudformation.CloudFormationBackend
     backend.describe_change_set = _change_set_not_found(backend.describe_change_set)
     SageMakerModelBackend.update_model_package = _keep_customer_metadata(SageMakerModelBackend.update_model_package)
+    for operation, (argument, kind) in _REGISTRY_ARNS.items():
+        current = getattr(SageMakerModelBackend, operation)
+        if not getattr(current, "follows_arns", False):
+            setattr(SageMakerModelBackend, operation, _follow_registry_arn(current, argument, kind))
+
     from moto.sagemaker.models import FakeEndpointConfig
 
     if not getattr(FakeEndpointConfig.create_from_cloudformation_json, "keeps_shadow_variants", False):

@@ -129,11 +129,29 @@ def storage_lines(env: Environment) -> list[str]:
     ]
 
 
+def delivery_lines(env: Environment) -> list[str]:
+    """What the delivery pipeline keeps, in the account of the registry's environment
+    (stacks/pipeline_stack.py; the days come from cdk.json's `pipeline`)."""
+    config = env.project
+    if config.pipeline is None or config.registry_environment != env.name:
+        return []
+    from serving_config.names import pipeline_artifacts_bucket_name, project_prefix
+    from serving_config.settings import PIPELINE_INCOMPLETE_UPLOAD_DAYS, PIPELINE_NONCURRENT_VERSION_DAYS
+
+    pipeline = config.pipeline
+    return [
+        f"pipeline artifacts kept in s3://{pipeline_artifacts_bucket_name(config)}: {_kept(pipeline.artifact_days)}; "
+        f"old versions: {_kept(PIPELINE_NONCURRENT_VERSION_DAYS)}; incomplete uploads aborted after {PIPELINE_INCOMPLETE_UPLOAD_DAYS} days",
+        f"  build logs in /aws/codebuild/{project_prefix(config)}-pipeline: {_kept(pipeline.log_retention_days)} "
+        "(every CodeBuild step of the pipeline)",
+    ]
+
+
 def run_cost(args: argparse.Namespace) -> int:
     from endpointctl.aws import environment
 
     env = environment(args.env)
     lines = estimate(env, requests_per_day=args.requests_per_day, duration_ms=args.duration_ms)
     print(render(env, lines, requests_per_day=args.requests_per_day, duration_ms=args.duration_ms))
-    print("\n".join(storage_lines(env)))
+    print("\n".join(storage_lines(env) + delivery_lines(env)))
     return 0

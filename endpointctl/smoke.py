@@ -31,9 +31,26 @@ def alarms_of(endpoint_name: str, region: str | None = None) -> list[dict]:
         kwargs["NextToken"] = page["NextToken"]
 
 
+def check_config(env_name: str, name: str) -> None:
+    """The endpoint must run the endpoint config its stack deployed (a rollback leaves it on the old one)."""
+    from endpointctl.aws import environment
+    from endpointctl.rollback import check_endpoint_config
+
+    stack = environment(env_name).stack_name
+    try:
+        check = check_endpoint_config(stack, name)
+    except ClientError as error:
+        raise CommandError(f"smoke test failed: endpoint {name}: {error.response['Error'].get('Message', error)}") from None
+    if not check.matches:
+        raise CommandError(f"smoke test failed: {check.mismatch(name, stack, env_name)}")
+    if check.deployed is not None:
+        print(f"endpoint {name} runs {check.running}, the endpoint config stack {stack} deployed")
+
+
 def run_smoke_test(args: argparse.Namespace) -> int:
     region = environment(args.env).region
     name = stack_outputs(args.env)["EndpointName"]
+    check_config(args.env, name)
     runtime = client("sagemaker-runtime", region)
     try:
         response = describe(runtime.invoke_endpoint, EndpointName=name, ContentType="application/json",

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 from endpointctl.aws import client, describe, environment, stack_outputs
 from endpointctl.cost import DEFAULT_REQUESTS_PER_DAY, monthly_total
 from endpointctl.errors import CommandError
+from endpointctl.rollback import check_endpoint_config
 
 
 def run_status(args: argparse.Namespace) -> int:
@@ -20,6 +21,11 @@ def run_status(args: argparse.Namespace) -> int:
     except ClientError as error:
         raise CommandError(f"endpoint {name}: {error.response['Error'].get('Message', error)}") from None
     print(f"endpoint {name}: {endpoint['EndpointStatus']}")
+    check = check_endpoint_config(env.stack_name, name, endpoint)
+    if not check.matches:
+        print(f"  WARNING: {check.mismatch(name, env.stack_name, args.env)}")
+    elif check.deployed is not None:
+        print(f"  endpoint config: {check.running} (the stack's)")
     if endpoint.get("FailureReason"):
         print(f"  failure: {endpoint['FailureReason']}")
     for variant in endpoint.get("ProductionVariants", []):

@@ -433,6 +433,11 @@ class Pipeline(Settings):
                       allowing("a non-empty list of environments")] | None = Field(
         None, description="the environments the pipeline deploys, in order; default: all, tier dev first, then "
         "staging, then prod")
+    artifact_days: integer(1, 3650) = Field(90, description="days a run's artifacts (sources, cloud assemblies) "
+                                            "are kept in the artifacts bucket; old versions go after 30, "
+                                            "incomplete uploads after 7")
+    log_retention_days: one_of(*LOG_RETENTION_DAYS) = Field(365, description="days the builds' logs are kept "
+                                                            "(the release plans are audit evidence)")
 
 
 class ServingConfig(Project):

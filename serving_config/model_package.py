@@ -44,6 +44,9 @@ class RegistrySettings:
     group_name: str
     bucket_name: str
     environment: str = "dev"
+    # The delivery pipeline's artifacts bucket (in the registry's account and region),
+    # whose access logs go to the registry environment's log bucket; None: no pipeline.
+    pipeline_artifacts_bucket: str | None = None
 
 
 @dataclass(frozen=True)

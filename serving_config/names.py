@@ -16,6 +16,7 @@ from serving_runtime.contract import BUCKET_NAME_MAX
 
 if TYPE_CHECKING:
     from serving_config.config import Endpoint, Project
+    from serving_config.settings import AccessLogSettings
 
 IAM_ROLE_NAME_MAX = 64
 # An environment's name is part of its bucket's, stack's and SageMaker names: lowercase,
@@ -54,6 +55,11 @@ def pipeline_stack_name(project: ProjectIdentity) -> str:
     return f"{project_prefix(project)}-pipeline"
 
 
+def pipeline_artifacts_bucket_name(project: ProjectIdentity) -> str:
+    """As long as the registry's bucket name, which `ServingConfig.problems` checks."""
+    return f"{bucket_base_name(project)}-pipeline"
+
+
 def pipeline_check_role_name(project: ProjectIdentity) -> str:
     """The role of the pipeline's check steps; each environment's check role trusts it."""
     return f"{project_prefix(project)}-pipeline-checks"
@@ -69,6 +75,7 @@ class EnvironmentNames:
         endpoint: Endpoint
         inference_role: Literal["create", "import"]
         bucket: Literal["create", "import"]
+        access_logs: AccessLogSettings
 
     @property
     def env_camel(self) -> str:
@@ -129,6 +136,13 @@ class EnvironmentNames:
         return base if self.bucket == "import" else f"{base}-{self.name}"
 
     @property
+    def access_log_bucket_name(self) -> str:
+        """Where the data bucket's access logs go: the configured bucket, or the one the
+        stack creates (named in the environment that hosts the registry, so that the
+        pipeline in its account can log into it too)."""
+        return self.access_logs.bucket or f"{self.bucket_name}-logs"
+
+    @property
     def tags(self) -> dict[str, str]:
         return {"Team": self.project.team, "Project": self.project.project, "Environment": self.name}
 
@@ -141,6 +155,7 @@ class EnvironmentNames:
             ("inference role name", self.inference_role_name, self.env_camel, IAM_ROLE_NAME_MAX),
             ("batch role name", self.batch_role_name, self.env_camel, IAM_ROLE_NAME_MAX),
             ("bucket name", self.bucket_name, self.name, BUCKET_NAME_MAX),
+            ("access-log bucket name", self.access_log_bucket_name, self.name, BUCKET_NAME_MAX),
         ]
 
     def name_problems(self) -> Iterator[tuple[tuple[str, ...], str, str]]:

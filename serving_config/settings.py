@@ -287,6 +287,13 @@ class LifecycleSettings(Settings):
         }
 
 
+# The delivery pipeline's artifacts bucket keeps an overwritten or expired version this
+# long, and aborts an upload that never completed after this many days (its own ages:
+# cdk.json's `pipeline`).
+PIPELINE_NONCURRENT_VERSION_DAYS = 30
+PIPELINE_INCOMPLETE_UPLOAD_DAYS = 7
+
+
 class AccessLogSettings(Settings):
     """Where the data bucket's S3 server access logs go: a log bucket the stack creates
     (SSE-S3, expiring after `retention_days`; null keeps them), or an existing `bucket`

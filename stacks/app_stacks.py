@@ -11,6 +11,7 @@ import aws_cdk as cdk
 
 from serving_config.config import Environment, ServingConfig
 from serving_config.model_package import CONTEXT_FILE, ModelPackageError, RegistrySettings, ResolvedPackage, resolve
+from serving_config.names import pipeline_artifacts_bucket_name
 from stacks.serving_stack import ServingStack
 
 
@@ -26,7 +27,8 @@ class AppContext:
 
 def registry_settings(config: ServingConfig) -> RegistrySettings:
     return RegistrySettings(group_name=config.registry_group, bucket_name=config.registry_bucket,
-                            environment=config.registry_environment)
+                            environment=config.registry_environment,
+                            pipeline_artifacts_bucket=pipeline_artifacts_bucket_name(config) if config.pipeline else None)
 
 
 def context_flag(app: cdk.App, key: str) -> bool:
@@ -79,6 +81,7 @@ def build_stacks(app: cdk.App, config: ServingConfig, *, env_name: str, pipeline
     context = AppContext(app)
     if pipeline:
         # Imported here: CDK Pipelines' classes cost ~0.4 s of every synth that builds no pipeline.
+        from sagemaker_serving.pipeline_artifacts import ArtifactRetention
         from stacks.pipeline_stack import PipelineStack
 
         if config.pipeline is None:
@@ -90,6 +93,8 @@ def build_stacks(app: cdk.App, config: ServingConfig, *, env_name: str, pipeline
             source=config.pipeline,  # validated with the configuration
             environments=environments,
             registry=registry_settings(config),
+            retention=ArtifactRetention(artifact_days=config.pipeline.artifact_days,
+                                        log_retention_days=config.pipeline.log_retention_days),
             model_packages=resolve_packages(config, environments, context=context, refresh=refresh,
                                             context_file=context_file),
         )

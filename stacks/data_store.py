@@ -25,13 +25,17 @@ class DataStore(Construct):
     settings types give the defaults), `tags` (also put on CDK's auto-delete provider).
     `keep_access_logs`: the access-log bucket outlives the environment (retained,
     versioned) — when the data is retained, or when it also logs a retained registry.
+    `pipeline_logs_here` (default False): the delivery pipeline's artifacts bucket, in this
+    account, logs to the access-log bucket too, which is then named (`access_log_bucket_name`)
+    so that the pipeline's stack can name it as its target.
 
     The key, the buckets and CDK's provider are children of the stack, not of this
     construct: their logical ids come from their construct paths, and deployed key and
     buckets must keep theirs (a new id replaces the resource and loses its data).
     """
 
-    def __init__(self, scope: Construct, id: str, *, environment: Environment, keep_access_logs: bool) -> None:
+    def __init__(self, scope: Construct, id: str, *, environment: Environment, keep_access_logs: bool,
+                 pipeline_logs_here: bool = False) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
         env = environment
@@ -45,7 +49,7 @@ class DataStore(Construct):
                 "(the access_logs and retention settings apply to buckets this stack creates)"
             )
             return
-        self.access_log_bucket = access_log_bucket(stack, env, keep=keep_access_logs)
+        self.access_log_bucket = access_log_bucket(stack, env, keep=keep_access_logs, named=pipeline_logs_here)
         self.bucket = data_bucket(stack, env, key=self.key, logs_to=self.access_log_bucket, removal=self.removal_policy)
         if not env.retain_data:
             finish_auto_delete_provider(stack, env)
@@ -158,7 +162,7 @@ def data_lifecycle_rules(env: Environment) -> list[s3.LifecycleRule]:
     return rules
 
 
-def access_log_bucket(stack: cdk.Stack, env: Environment, *, keep: bool) -> s3.IBucket:
+def access_log_bucket(stack: cdk.Stack, env: Environment, *, keep: bool, named: bool = False) -> s3.IBucket:
     """The target of the data bucket's access logs: an existing bucket from config, or
     one created here as S3 log delivery requires — SSE-S3 (log delivery cannot use
     SSE-KMS), no Object Lock, and a bucket policy letting logging.s3.amazonaws.com
@@ -187,6 +191,7 @@ def access_log_bucket(stack: cdk.Stack, env: Environment, *, keep: bool) -> s3.I
     log_bucket = s3.Bucket(
         stack,
         "AccessLogBucket",
+        bucket_name=env.access_log_bucket_name if named else None,
         encryption=s3.BucketEncryption.S3_MANAGED,
         block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
         object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,

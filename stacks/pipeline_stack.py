@@ -11,6 +11,7 @@ every environment of tier prod). An approval in the model registry (EventBridge
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Mapping, Sequence
 
@@ -23,11 +24,13 @@ from aws_cdk import pipelines
 from constructs import Construct
 
 from serving_config.paths import PROJECT_ROOT
+from sagemaker_serving.pipeline_artifacts import ArtifactRetention, PipelineArtifacts
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs, acknowledge_wildcard_resource
 # Where the pipeline reads the repository (a CodeStar connection), validated by the config.
 from serving_config.config import Environment, Pipeline as PipelineSource
-from serving_config.names import pipeline_check_role_name, pipeline_stack_name, project_prefix
 from serving_config.model_package import REFRESH_CONTEXT_KEY, DeploymentChecks, RegistrySettings, ResolvedPackage
+from serving_config.names import (pipeline_artifacts_bucket_name, pipeline_check_role_name, pipeline_stack_name,
+                                  project_prefix)
 from stacks.serving_stack import ServingStack
 
 BUILD_IMAGE = codebuild.LinuxBuildImage.STANDARD_7_0
@@ -49,11 +52,6 @@ class ServingStage(cdk.Stage):
     def __init__(self, scope: Construct, id: str, *, environment: Environment, **stack_kwargs) -> None:
         super().__init__(scope, id, env=cdk.Environment(account=environment.account, region=environment.region))
         self.serving = ServingStack(self, "Serving", environment=environment, **stack_kwargs)
-
-
-def check_role_name(env: Environment) -> str:
-    """The role the pipeline's checks assume in `env`'s account (created by its stack)."""
-    return env.deploy_checks_role_name
 
 
 def assume(role_arn: str, region: str, session: str) -> list[str]:
@@ -93,6 +91,7 @@ class PipelineStack(cdk.Stack):
         environments: Sequence[Environment],
         registry: RegistrySettings,
         model_packages: Mapping[str, ResolvedPackage] | None = None,
+        retention: ArtifactRetention = ArtifactRetention(),
         **kwargs,
     ) -> None:
         problems = pipeline_problems(source, environments, model_packages or {})
@@ -100,7 +99,6 @@ class PipelineStack(cdk.Stack):
             raise ValueError("the pipeline cannot be built:\n" + "\n".join(f"  - {p}" for p in problems))
         home = next((e for e in environments if e.name == registry.environment), environments[0])
         project = home.project
-        name = project_prefix(project)
         super().__init__(
             scope, id,
             stack_name=pipeline_stack_name(project),
@@ -110,13 +108,36 @@ class PipelineStack(cdk.Stack):
             env=cdk.Environment(account=home.account, region=home.region),
             **kwargs,
         )
+        self.artifacts = PipelineArtifacts(
+            self, "Artifacts", bucket_name=pipeline_artifacts_bucket_name(project),
+            log_group_name=f"/aws/codebuild/{project_prefix(project)}-pipeline", retention=retention,
+            # the registry environment's log bucket: its stack lets S3 log delivery write for ours
+            log_bucket_name=home.access_log_bucket_name if home.bucket == "create" else None,
+        )
+        registry = dataclasses.replace(registry, pipeline_artifacts_bucket=pipeline_artifacts_bucket_name(project))
         repository = pipelines.CodePipelineSource.connection(source.repository, source.branch,
                                                               connection_arn=source.connection_arn)
+        # One role for every check step: the environments' check roles trust exactly it.
+        self.check_role = iam.Role(
+            self, "CheckRole",
+            role_name=pipeline_check_role_name(project),
+            assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com"),
+            description="The pipeline's smoke tests and release plan; assumes each environment's check role",
+        )
+        synth = self._synth_step(repository, registry)
+        self.pipeline = self._code_pipeline(project_prefix(project), synth)
+        self.stages = [self._add_stage(env, environments, registry, model_packages or {}, repository, synth)
+                       for env in environments]
+        self.pipeline.build_pipeline()
+        self.approval_rule = self._start_on_approval(registry)
+        self._acknowledge_pipeline_findings()
+
+    def _synth_step(self, repository: pipelines.IFileSetProducer, registry: RegistrySettings) -> pipelines.CodeBuildStep:
         registry_group_arn = self.format_arn(service="sagemaker", resource="model-package-group",
                                              resource_name=registry.group_name)
         registry_versions_arn = self.format_arn(service="sagemaker", resource="model-package",
                                                 resource_name=f"{registry.group_name}/*")
-        synth = pipelines.CodeBuildStep(
+        return pipelines.CodeBuildStep(
             "Synth",
             input=repository,
             install_commands=["npm ci", *INSTALL_PYTHON],
@@ -130,25 +151,24 @@ class PipelineStack(cdk.Stack):
                 resources=[registry_group_arn, registry_versions_arn],
             )],
         )
-        # One role for every check step: the environments' check roles trust exactly it.
-        self.check_role = iam.Role(
-            self, "CheckRole",
-            role_name=pipeline_check_role_name(project),
-            assumed_by=iam.ServicePrincipal("codebuild.amazonaws.com"),
-            description="The pipeline's smoke tests and release plan; assumes each environment's check role",
-        )
-        check_role_arn = f"arn:{self.partition}:iam::{self.account}:role/{pipeline_check_role_name(project)}"
-        self.pipeline = pipelines.CodePipeline(
+
+    def _code_pipeline(self, name: str, synth: pipelines.CodeBuildStep) -> pipelines.CodePipeline:
+        """CDK Pipelines over our artifacts bucket, every build (synth, self-mutation,
+        assets, checks) logging to our log group."""
+        return pipelines.CodePipeline(
             self,
             "Pipeline",
             pipeline_name=name,
             synth=synth,
+            artifact_bucket=self.artifacts.bucket,
             cross_account_keys=True,  # stages deploy into other accounts
             cli_version=CDK_CLI_VERSION,
             cdk_assets_cli_version=CDK_ASSETS_VERSION,
             enable_key_rotation=True,
             code_build_defaults=pipelines.CodeBuildOptions(
                 build_environment=codebuild.BuildEnvironment(build_image=BUILD_IMAGE),
+                logging=codebuild.LoggingOptions(cloud_watch=codebuild.CloudWatchLoggingOptions(
+                    log_group=self.artifacts.log_group)),
                 # bash: `<<<` and pipefail in the check steps; Python 3.11 as requires-python allows.
                 partial_build_spec=codebuild.BuildSpec.from_object({
                     "env": {"shell": "bash"},
@@ -156,37 +176,42 @@ class PipelineStack(cdk.Stack):
                 }),
             ),
         )
-        self.stages: list[ServingStage] = []
-        for env in environments:
-            stage = ServingStage(
-                self, env.env_camel, environment=env,
-                model_registry=registry if env.name == registry.environment else None,
-                registry_readers=[e.account for e in environments],
-                deployment_checks=DeploymentChecks(role_name=check_role_name(env), trusted_role_arn=check_role_arn),
-                model_package=(model_packages or {}).get(env.name),
-            )
-            self.stages.append(stage)
-            target_role = f"arn:{self.partition}:iam::{env.account}:role/{check_role_name(env)}"
-            pre: list[pipelines.Step] = []
-            if env.tier == "prod":
-                # The plan compares the deployed stack (read as the check role) with this synth's.
-                head = f"cdk.out/{stage.artifact_id}"  # the stage's nested assembly folder
-                plan = self._check_step(
-                    "ReleasePlan", repository, target_role, env,
-                    ["set -o pipefail", f"python -m endpointctl.deployed --env {env.name} --out deployed-assembly",
-                     f"endpointctl plan --base deployed-assembly --head {head} --env {env.name} | tee release-plan/plan.md"],
-                    output="release-plan", assembly=synth,
-                )
-                approval = pipelines.ManualApprovalStep(
-                    "ApproveProd", comment="Read the ReleasePlan step's output (its log, release-plan/plan.md), then approve")
-                approval.add_step_dependency(plan)
-                pre = [plan, approval]
-            smoke = self._check_step(f"SmokeTest{env.env_camel}", repository, target_role, env,
-                                     [f"endpointctl smoke-test --env {env.name}"])
-            self.pipeline.add_stage(stage, pre=pre, post=[smoke])
-        self.pipeline.build_pipeline()
 
-        self.approval_rule = events.Rule(
+    def _add_stage(self, env: Environment, environments: Sequence[Environment], registry: RegistrySettings,
+                   model_packages: Mapping[str, ResolvedPackage], repository: pipelines.IFileSetProducer,
+                   synth: pipelines.IFileSetProducer) -> "ServingStage":
+        """`env`'s stack, its smoke test after, and before prod the release plan and the approval."""
+        check_role_arn = self.format_arn(service="iam", region="", resource="role",
+                                         resource_name=pipeline_check_role_name(env.project))
+        stage = ServingStage(
+            self, env.env_camel, environment=env,
+            model_registry=registry if env.name == registry.environment else None,
+            registry_readers=[e.account for e in environments],
+            deployment_checks=DeploymentChecks(role_name=env.deploy_checks_role_name, trusted_role_arn=check_role_arn),
+            model_package=model_packages.get(env.name),
+        )
+        target_role = f"arn:{self.partition}:iam::{env.account}:role/{env.deploy_checks_role_name}"
+        pre: list[pipelines.Step] = []
+        if env.tier == "prod":
+            # The plan compares the deployed stack (read as the check role) with this synth's.
+            head = f"cdk.out/{stage.artifact_id}"  # the stage's nested assembly folder
+            plan = self._check_step(
+                "ReleasePlan", repository, target_role, env,
+                ["set -o pipefail", f"python -m endpointctl.deployed --env {env.name} --out deployed-assembly",
+                 f"endpointctl plan --base deployed-assembly --head {head} --env {env.name} | tee release-plan/plan.md"],
+                output="release-plan", assembly=synth,
+            )
+            approval = pipelines.ManualApprovalStep(
+                "ApproveProd", comment="Read the ReleasePlan step's output (its log, release-plan/plan.md), then approve")
+            approval.add_step_dependency(plan)
+            pre = [plan, approval]
+        smoke = self._check_step(f"SmokeTest{env.env_camel}", repository, target_role, env,
+                                 [f"endpointctl smoke-test --env {env.name}"])
+        self.pipeline.add_stage(stage, pre=pre, post=[smoke])
+        return stage
+
+    def _start_on_approval(self, registry: RegistrySettings) -> events.Rule:
+        return events.Rule(
             self,
             "OnModelApproval",
             description=f"Start the pipeline when a version of {registry.group_name} is approved",
@@ -197,7 +222,6 @@ class PipelineStack(cdk.Stack):
             ),
             targets=[targets.CodePipeline(self.pipeline.pipeline)],
         )
-        self._acknowledge_pipeline_findings()
 
     def _check_step(self, id: str, repository: pipelines.IFileSetProducer, target_role: str, env: Environment,
                     commands: list[str], output: str | None = None,
@@ -216,8 +240,9 @@ class PipelineStack(cdk.Stack):
         )
 
     def _acknowledge_pipeline_findings(self) -> None:
-        """CDK Pipelines' own roles, projects and bucket: each finding acknowledged on the
-        construct that causes it, its id rendered from the policy itself, with why."""
+        """CDK Pipelines' own roles and projects (the bucket, key and log group are ours,
+        PipelineArtifacts): each finding acknowledged on the construct that causes it, its
+        id rendered from the policy itself, with why."""
         for construct in self.node.find_all():
             if isinstance(construct, cdk.Stage) or cdk.Stack.of(construct) is not self:
                 continue  # the stages' stacks acknowledge their own
@@ -237,12 +262,6 @@ class PipelineStack(cdk.Stack):
         pipeline_resource = self.pipeline.pipeline.node.default_child
         assert isinstance(pipeline_resource, cdk.CfnResource)
         pipeline_resource.add_metadata("cfn-lint", {"config": {"ignore_checks": ["E3703", "W3005"]}})
-        bucket = self.pipeline.pipeline.artifact_bucket
-        why = ("Holds this pipeline's transient artifacts (source snapshot, cloud assembly), which every run regenerates; "
-               "KMS-encrypted, SSL-only, public access blocked; object access is in the account's CloudTrail data events")
-        acknowledge(bucket, "AwsSolutions-S1", why)
-        for rule in ("S3BucketLoggingEnabled", "S3BucketReplicationEnabled", "S3BucketVersioningEnabled"):
-            acknowledge_in_compliance_packs(bucket, rule, why)
 
 
 PIPELINE_POLICY_REASON = (
@@ -256,7 +275,8 @@ def _wildcard_reason(value: str) -> str | None:
     if value.startswith(("s3:", "kms:")) or "ArtifactsBucket" in value:
         return "CDK Pipelines' grant on this pipeline's own artifact bucket and its key: steps read and write run artifacts"
     if ":log-group:/aws/codebuild/" in value:
-        return "CodeBuild writes one log stream per build into the project's own log group"
+        return ("CDK's CodeBuild project always grants its default log group /aws/codebuild/<project>, with no hook "
+                "to leave it out; unused, as every build logs to the pipeline's own encrypted log group")
     if ":report-group/" in value:
         return "CodeBuild report groups of a project are named after the project"
     if ":model-package/" in value:

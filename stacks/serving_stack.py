@@ -13,7 +13,6 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -24,13 +23,12 @@ from sagemaker_serving.batch import BatchTransform
 from sagemaker_serving.dashboard import EndpointDashboard
 from sagemaker_serving.deployment_checks import DeploymentCheckRole
 from sagemaker_serving.endpoint import DataCapture, InstanceVariant, ServerlessVariant, ServingEndpoint
-from sagemaker_serving.nag import acknowledge_wildcard_resource
-from sagemaker_serving.registry import ModelRegistry
 from sagemaker_serving.shadow import ShadowWatch
 from serving_config.config import Environment, ServerlessEndpoint
 from serving_config.model_package import DeploymentChecks, RegistrySettings, ResolvedPackage
 from serving_config.paths import HANDLER_DIR
 from stacks.data_store import DataStore
+from stacks.delivery import deploys_package, model_registry_of
 from stacks.served_models import ServedModels
 
 
@@ -63,8 +61,8 @@ class ServingStack(cdk.Stack):
         )
         self.environment_config = env
         # The access logs outlive the environment when they also log the registry, which is retained.
-        self.data = DataStore(self, "DataStore", environment=env,
-                              keep_access_logs=env.retain_data or model_registry is not None)
+        self.data = DataStore(self, "DataStore", environment=env, keep_access_logs=env.retain_data or bool(model_registry),
+                              pipeline_logs_here=bool(model_registry and model_registry.pipeline_artifacts_bucket))
         self.key, self.bucket = self.data.key, self.data.bucket
         self.models = ServedModels(self, "ServedModels", environment=env, handler_dir=handler_dir,
                                    model_package=model_package)
@@ -186,45 +184,6 @@ def endpoint_log_group(stack: cdk.Stack, env: Environment, endpoint: ServingEndp
     # no key) and the next deploy would fail on "already exists".
     endpoint.resource.node.add_dependency(log_group)
     return log_group
-
-
-def model_registry_of(stack: "ServingStack", settings: RegistrySettings | None, readers: Sequence[str],
-                      data: DataStore) -> ModelRegistry | None:
-    """The registry (group and archive bucket) when this stack holds it, with its outputs."""
-    if settings is None:
-        return None
-    registry = ModelRegistry(stack, "ModelRegistry", group_name=settings.group_name, bucket_name=settings.bucket_name,
-                             reader_accounts=[a for a in readers if a], access_log_bucket=data.access_log_bucket)
-    cdk.CfnOutput(stack, "ModelPackageGroupName", value=settings.group_name,
-                  description="endpointctl register creates versions here")
-    cdk.CfnOutput(stack, "ModelRegistryBucketName", value=registry.bucket.bucket_name,
-                  description="Archives of the registered versions")
-    return registry
-
-
-def deploys_package(stack: cdk.Stack, package: ResolvedPackage, *, registry: ModelRegistry | None,
-                    roles: Sequence[iam.IRole]) -> None:
-    """Record which version is deployed, and let the models decrypt its archive (the
-    registry's key policy allows the other environments' accounts through S3)."""
-    for model in stack.node.find_all():
-        if isinstance(model, sagemaker.CfnModel):  # the endpoint's models and the batch model
-            cdk.Tags.of(model).add("ModelPackageArn", package.arn)
-    cdk.CfnOutput(stack, "ModelPackageArn", value=package.arn, description="The approved model version deployed")
-    # The archive is encrypted with the registry's key: exactly that key when this
-    # stack holds the registry, else any key of the registry's account, through S3 only.
-    registry_account = package.arn.split(":")[4]
-    keys = registry.key.key_arn if registry else f"arn:{stack.partition}:kms:{stack.region}:{registry_account}:key/*"
-    for role in roles:
-        if not isinstance(role, iam.Role):
-            continue  # an imported role is granted by whoever owns it
-        role.add_to_principal_policy(iam.PolicyStatement(
-            sid="DecryptRegistryArchives", actions=["kms:Decrypt"], resources=[keys],
-            conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"}},
-        ))
-        if registry is None:
-            acknowledge_wildcard_resource(
-                role, keys, f"the registry's archives in account {registry_account} are encrypted with the "
-                "registry's key, whose id this stack cannot know at synth; only through S3 (kms:ViaService)")
 
 
 def stack_outputs(stack: "ServingStack", env: Environment) -> None:

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from serving_config.config import ConfigError, parse_config
-from tests.conftest import CONTEXT, env_config
+from tests.conftest import CONTEXT, env_config, serving_config
 from tests.test_stack import CASES, _logical_id, as_list, data_bucket, statements
 
 SERVERLESS = ("dev", "staging")
@@ -158,6 +158,22 @@ def test_cost_shows_what_storage_is_kept():
     assert "data-capture/: 90 days" in text and "batch-input/: 30 days" in text
     assert "batch-output/: kept until deleted" in text
     assert "old versions: 30 days" in text and "access logs: 365 days" in text
+
+
+def test_cost_shows_what_the_pipeline_keeps_in_the_registry_environment():
+    from endpointctl.cost import delivery_lines
+
+    raw = serving_config(pipeline={"connection_arn": "arn:aws:codeconnections:eu-west-1:111111111111:connection/"
+                                   "abcd1234-ab12-cd34-ef56-abcdef123456", "repository": "acme/fraud-endpoint",
+                                   "artifact_days": 30})
+    config = parse_config(raw)
+    assert delivery_lines(config.environment("dev")) == [
+        "pipeline artifacts kept in s3://acme-sm-rc-fraud-detection-pipeline: 30 days; old versions: 30 days; "
+        "incomplete uploads aborted after 7 days",
+        "  build logs in /aws/codebuild/rc-fraud-detection-pipeline: 365 days (every CodeBuild step of the pipeline)",
+    ]
+    assert delivery_lines(config.environment("prod")) == []  # the pipeline lives in the registry's account
+    assert delivery_lines(parse_config(serving_config()).environment("dev")) == []  # no pipeline configured
 
 
 # ------------------------------------------------------------------ key, trust

@@ -186,7 +186,7 @@ def test_an_approved_model_version_starts_the_pipeline(pipeline_synth):
     assert events_role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "events.amazonaws.com"}
 
 
-def test_check_roles_can_only_invoke_read_alarms_and_read_the_stack(pipeline_synth):
+def test_check_roles_can_only_invoke_describe_read_alarms_and_read_the_stack(pipeline_synth):
     for env, account in ACCOUNTS.items():
         template = pipeline_synth.stages[env]
         (role,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"
@@ -200,8 +200,9 @@ def test_check_roles_can_only_invoke_read_alarms_and_read_the_stack(pipeline_syn
             if policy["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in policy["Properties"]["Roles"]:
                 for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
                     actions |= set(statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
-        assert actions == {"sagemaker:InvokeEndpoint", "cloudwatch:DescribeAlarms", "cloudformation:DescribeStacks",
-                           "cloudformation:GetTemplate"}
+        assert actions == {"sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint", "cloudwatch:DescribeAlarms",
+                           "cloudwatch:DescribeAlarmHistory", "cloudformation:DescribeStacks",
+                           "cloudformation:GetTemplate", "cloudformation:ListStackResources"}
 
 
 def test_the_registry_lives_in_dev_readable_by_staging_and_prod(pipeline_synth):
@@ -351,6 +352,7 @@ def test_smoke_test_fails_on_a_model_error(monkeypatch, capsys):
                              http_status_code=424, response_meta={}, modeled_fields={"OriginalStatusCode": 500})
     stubber.activate()
     monkeypatch.setattr(smoke, "stack_outputs", lambda env: {"EndpointName": "rc-fraud-detection-dev-serverless"})
+    monkeypatch.setattr(smoke, "check_config", lambda env, name: None)  # the config check: tests/test_rollback.py
     monkeypatch.setattr(smoke, "client", lambda service, region=None: runtime)
     with pytest.raises(CommandError, match=r"^smoke test failed: the model answered 500: Received server error \(500\)"):
         smoke.run_smoke_test(argparse.Namespace(env="dev"))
@@ -451,3 +453,137 @@ def test_c_pipeline_true_without_a_pipeline_key_is_one_line():
                      refresh=False, context_file=None)
     assert str(raised.value) == ("pipeline: missing; allowed: an object with connection_arn, repository and branch "
                                  "(cdk.json context serving.pipeline) to synthesize with -c pipeline=true")
+
+
+# ------------------------------------------- the delivery path, hardened like the serving path
+
+
+def resources_of(template: dict, type_: str) -> dict[str, dict]:
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == type_}
+
+
+def test_the_artifacts_bucket_and_key_are_ours_and_hardened(pipeline_synth):
+    (bucket_id, bucket), = resources_of(pipeline_synth.template, "AWS::S3::Bucket").items()
+    props = bucket["Properties"]
+    assert props["BucketName"] == "acme-sm-rc-fraud-detection-pipeline"
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["LifecycleConfiguration"]["Rules"] == [{
+        "Id": "ExpireRunArtifacts", "Status": "Enabled", "ExpirationInDays": 90,
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 30}, "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 7}}]
+    # into the registry environment's (dev's) log bucket, which lets S3 log delivery write for it
+    assert props["LoggingConfiguration"] == {"DestinationBucketName": "acme-sm-rc-fraud-detection-dev-logs",
+                                             "LogFilePrefix": "acme-sm-rc-fraud-detection-pipeline/"}
+    dev_buckets = resources_of(pipeline_synth.stages["dev"], "AWS::S3::Bucket")
+    (log_bucket_id,) = [k for k, r in dev_buckets.items()
+                        if r["Properties"].get("BucketName") == "acme-sm-rc-fraud-detection-dev-logs"]
+    (delivery,) = [st for policy in resources_of(pipeline_synth.stages["dev"], "AWS::S3::BucketPolicy").values()
+                   if policy["Properties"]["Bucket"] == {"Ref": log_bucket_id}
+                   for st in policy["Properties"]["PolicyDocument"]["Statement"]
+                   if st.get("Sid") == "S3ServerAccessLogDeliveryPipeline"]
+    assert delivery["Principal"] == {"Service": "logging.s3.amazonaws.com"}
+    assert "arn:aws:s3:::acme-sm-rc-fraud-detection-pipeline" in json.dumps(delivery["Condition"])
+    (policy,) = [p for p in resources_of(pipeline_synth.template, "AWS::S3::BucketPolicy").values()
+                 if p["Properties"]["Bucket"] == {"Ref": bucket_id}]
+    assert {"Effect": "Deny", "Action": "s3:*", "Principal": {"AWS": "*"},
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}}}.items() <= policy["Properties"]["PolicyDocument"][
+                "Statement"][0].items()
+    key_id = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+        "KMSMasterKeyID"]["Fn::GetAtt"][0]
+    key = pipeline_synth.template["Resources"][key_id]["Properties"]
+    assert key["EnableKeyRotation"] is True
+    assert {"Sid": "GrantsOnlyForAwsResources", "Effect": "Deny", "Principal": "*", "Action": "kms:CreateGrant",
+            "Resource": "*", "Condition": {"BoolIfExists": {"kms:GrantIsForAWSResource": "false",
+                                                             "aws:PrincipalIsAWSService": "false"}}} \
+        in key["KeyPolicy"]["Statement"]
+    # CDK Pipelines' own bucket and key are not made
+    assert len(resources_of(pipeline_synth.template, "AWS::KMS::Key")) == 1
+
+
+def test_every_build_logs_to_an_encrypted_log_group_with_retention(pipeline_synth):
+    (group_id, group), = resources_of(pipeline_synth.template, "AWS::Logs::LogGroup").items()
+    assert group["Properties"]["RetentionInDays"] == 365
+    assert group["Properties"]["KmsKeyId"]["Fn::GetAtt"][1] == "Arn"
+    projects = resources_of(pipeline_synth.template, "AWS::CodeBuild::Project")
+    assert len(projects) >= 7  # synth, self-mutation, assets, three smoke tests, the release plan
+    for name, project in projects.items():
+        assert project["Properties"]["LogsConfig"] == {"CloudWatchLogs": {"GroupName": {"Ref": group_id},
+                                                                          "Status": "ENABLED"}}, name
+
+
+def test_artifact_and_log_ages_come_from_config(tmp_path):
+    import aws_cdk as cdk
+
+    from sagemaker_serving.pipeline_artifacts import ArtifactRetention, PipelineArtifacts
+
+    stack = cdk.Stack(cdk.App(), "S", env=cdk.Environment(account="111111111111", region=REGION))
+    PipelineArtifacts(stack, "Artifacts", bucket_name="b-pipeline", log_group_name="/aws/codebuild/p",
+                      retention=ArtifactRetention(artifact_days=30, log_retention_days=731), log_bucket_name=None)
+    template = cdk.assertions.Template.from_stack(stack).to_json()
+    (bucket,) = resources_of(template, "AWS::S3::Bucket").values()
+    assert bucket["Properties"]["LifecycleConfiguration"]["Rules"][0]["ExpirationInDays"] == 30
+    assert "LoggingConfiguration" not in bucket["Properties"]  # an imported registry bucket: no log bucket of ours
+    (group,) = resources_of(template, "AWS::Logs::LogGroup").values()
+    assert group["Properties"]["RetentionInDays"] == 731
+
+
+# ------------------------------------------------- the cross-account set-up, dogfooded
+
+
+def statements(template: dict, type_: str, document_key: str) -> list[dict]:
+    return [st for r in resources_of(template, type_).values() for st in r["Properties"][document_key]["Statement"]]
+
+
+def principal_accounts(statement: dict) -> set[str]:
+    rendered = json.dumps(statement.get("Principal", {}))
+    return {account for account in ("111111111111", "222222222222", "333333333333") if account in rendered}
+
+
+def test_staging_and_prod_may_read_the_registry_archives_and_nothing_else_there(pipeline_synth):
+    dev = pipeline_synth.stages["dev"]
+    others = {"222222222222", "333333333333"}
+    bucket_grants = [st for st in statements(dev, "AWS::S3::BucketPolicy", "PolicyDocument") if principal_accounts(st) & others]
+    assert [st["Sid"] for st in bucket_grants] == ["OtherEnvironmentsReadArchives"]
+    (read,) = bucket_grants
+    assert principal_accounts(read) == others and read["Action"] == "s3:GetObject" and read["Effect"] == "Allow"
+    assert json.dumps(read["Resource"]).endswith('"/model-registry/*"]]}')
+
+
+def test_the_archives_key_is_usable_from_those_accounts_only_through_s3(pipeline_synth):
+    dev = pipeline_synth.stages["dev"]
+    others = {"222222222222", "333333333333"}
+    key_grants = [st for st in statements(dev, "AWS::KMS::Key", "KeyPolicy") if principal_accounts(st) & others]
+    assert [st["Sid"] for st in key_grants] == ["OtherEnvironmentsDecryptArchives"]
+    (decrypt,) = key_grants
+    assert principal_accounts(decrypt) == others and decrypt["Action"] == "kms:Decrypt"
+    assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": {"Fn::Join": ["", ["s3.eu-west-1.", {
+        "Ref": "AWS::URLSuffix"}]]}}}
+    for env in ("staging", "prod"):  # their roles ask for exactly that
+        (own,) = [st for st in statements(pipeline_synth.stages[env], "AWS::IAM::Policy", "PolicyDocument")
+                  if st.get("Sid") == "DecryptRegistryArchives"][:1]
+        assert own["Condition"] == decrypt["Condition"]
+
+
+def test_the_check_roles_are_assumable_only_by_the_pipelines_role(pipeline_synth):
+    pipeline_role = "arn:aws:iam::111111111111:role/rc-fraud-detection-pipeline-checks"
+    check_roles = []
+    for env, account in ACCOUNTS.items():
+        template = pipeline_synth.stages[env]
+        roles = [r for r in resources_of(template, "AWS::IAM::Role").values()
+                 if r["Properties"].get("RoleName") == f"rc-fraud-detection-{env}-deploy-checks"]
+        (role,) = roles
+        assert role["Properties"]["AssumeRolePolicyDocument"]["Statement"] == [
+            {"Action": "sts:AssumeRole", "Effect": "Allow", "Principal": {"AWS": pipeline_role}}]
+        # no other role in the stage trusts a principal of the pipeline's account
+        assert [r for r in resources_of(template, "AWS::IAM::Role").values()
+                if any("111111111111" in json.dumps(st["Principal"].get("AWS", ""))
+                       for st in r["Properties"]["AssumeRolePolicyDocument"]["Statement"])] == [role]
+        check_roles.append(f"arn:aws:iam::{account}:role/rc-fraud-detection-{env}-deploy-checks")
+    (pipeline_check_role,) = [r for r in resources_of(pipeline_synth.template, "AWS::IAM::Role").values()
+                              if r["Properties"].get("RoleName") == "rc-fraud-detection-pipeline-checks"]
+    assert pipeline_check_role["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "codebuild.amazonaws.com"}
+    import re
+
+    assumed = [st["Resource"] for st in statements(pipeline_synth.template, "AWS::IAM::Policy", "PolicyDocument")
+               if st["Action"] == "sts:AssumeRole" and "deploy-checks" in json.dumps(st["Resource"])]
+    assert set(re.findall(r"arn:aws:iam::\d{12}:role/[a-z-]+", json.dumps(assumed))) == set(check_roles)

@@ -6,6 +6,11 @@ and never a pending or rejected one. Then `endpointctl` runs against what is dep
 status, invoke and a real CreateTransformJob, each call one the stack's launcher policy
 allows. (One deploy serves both: a deploy is ~10 s of CPU, and the suite runs on two cores.)
 
+Every environment has its account and region set, as the pipeline requires: the synth
+then names the registry's group by ARN (the cross-account lookup), which the local AWS
+follows as SageMaker does (endpointctl/local_aws.py, fix 11). Dev's account is the local
+AWS's; staging and prod are other accounts, readers of the registry.
+
 Each synth runs in its own project folder (a cdk.json with the configuration under test
 and `app` pointing at this repository's app.py), so cdk.context.json lands there."""
 
@@ -24,6 +29,7 @@ from urllib.parse import unquote
 import boto3
 import pytest
 
+from devtools.demo import ACCOUNT as LOCAL_ACCOUNT
 from serving_config.paths import PROJECT_ROOT
 from tests.conftest import CDK_JSON, serving_config
 from tests.test_cli import endpointctl
@@ -31,7 +37,15 @@ from tests.test_cli import endpointctl
 pytestmark = pytest.mark.e2e
 GROUP = "rc-fraud-detection"
 LATEST = f"{GROUP}:latest-approved"
-CONTEXT_KEY = f"model-package:account=caller:region=us-east-1:reference={LATEST}"
+ACCOUNTS = {"dev": LOCAL_ACCOUNT, "staging": "222222222222", "prod": "333333333333"}  # dev: the local AWS's
+CONTEXT_KEY = f"model-package:account={ACCOUNTS['dev']}:region=us-east-1:reference={LATEST}"
+
+
+def with_accounts(serving: dict) -> dict:
+    """Every environment in its own account and region, as the pipeline deploys them."""
+    for name, account in ACCOUNTS.items():
+        serving["environments"][name].update(account=account, region="us-east-1")
+    return serving
 
 
 def project(folder: Path, serving: dict) -> Path:
@@ -71,7 +85,7 @@ def promotion(tmp_path_factory, sample_model, second_model):
     work = tmp_path_factory.mktemp("promotion")
     seen: dict = {}
     with local_aws():
-        as_configured = serving_config(model_data=str(sample_model))
+        as_configured = with_accounts(serving_config(model_data=str(sample_model)))
         first = project(work / "as-configured", as_configured)
         bootstrap(work)
         done = cdk_in(first, "deploy", "-c", "env=dev", "--require-approval", "never")
@@ -157,7 +171,7 @@ def test_a_group_that_does_not_exist_stops_the_synth_in_one_line(promotion):
     failed = promotion["missing_group"]
     assert failed.returncode != 0
     lines = [line for line in failed.stderr.splitlines() if line.startswith("cdk synth:")]
-    assert lines == ["cdk synth: model_package: group 'no-such-group' does not exist (account (caller), region "
+    assert lines == [f"cdk synth: model_package: group 'no-such-group' does not exist (account {LOCAL_ACCOUNT}, region "
                      "us-east-1); deploy the stack that creates it, then `endpointctl register`"]
 
 

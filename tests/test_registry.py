@@ -128,6 +128,48 @@ def test_latest_approved_resolves_to_the_approved_version_never_pending_or_rejec
             look_up(arn, region="us-east-1", registry_account=None, client=client)
 
 
+def test_the_registry_is_found_by_arn_as_a_cross_account_synth_asks(registered):
+    """With `account` set, the synth names the group by ARN (serving_config.model_package.look_up);
+    the local AWS follows it as SageMaker does (endpointctl/local_aws.py, fix 11)."""
+    client = boto3.client("sagemaker")
+    resolved = look_up(f"{GROUP}:latest-approved", region="us-east-1", registry_account="123456789012", client=client)
+    assert resolved.version == 2
+    group_arn = f"arn:aws:sagemaker:us-east-1:123456789012:model-package-group/{GROUP}"
+    assert client.describe_model_package_group(ModelPackageGroupName=group_arn)["ModelPackageGroupName"] == GROUP
+    listed = client.list_model_packages(ModelPackageGroupName=group_arn)["ModelPackageSummaryList"]
+    assert sorted(s["ModelPackageVersion"] for s in listed) == [1, 2, 3]
+    missing = "arn:aws:sagemaker:us-east-1:123456789012:model-package-group/no-such-group"
+    with pytest.raises(ModelPackageError, match=r"^model_package: group 'no-such-group' does not exist "
+                       r"\(account 123456789012, region us-east-1\)"):
+        look_up("no-such-group:latest-approved", region="us-east-1", registry_account="123456789012", client=client)
+    with pytest.raises(client.exceptions.ClientError, match=f"ModelPackageGroup {missing} does not exist"):
+        client.describe_model_package_group(ModelPackageGroupName=missing)
+
+
+def test_a_registry_in_another_account_is_reached_by_its_arn(registry_aws, sample_model):
+    """A group and an approved version in account 222222222222 (created there through an
+    assumed role), described, listed, approved and resolved from the caller's account."""
+    credentials = boto3.client("sts").assume_role(
+        RoleArn="arn:aws:iam::222222222222:role/registry-admin", RoleSessionName="test")["Credentials"]
+    registry = boto3.client("sagemaker", aws_access_key_id=credentials["AccessKeyId"],
+                            aws_secret_access_key=credentials["SecretAccessKey"],
+                            aws_session_token=credentials["SessionToken"])
+    registry.create_model_package_group(ModelPackageGroupName="shared-group")
+    version_arn = registry.create_model_package(
+        ModelPackageGroupName="shared-group", ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={"Containers": [{"Image": "image:1", "ModelDataUrl": "s3://archives/model.tar.gz"}],
+                                "SupportedContentTypes": ["text/csv"], "SupportedResponseMIMETypes": ["text/csv"]},
+    )["ModelPackageArn"]
+    assert ":222222222222:" in version_arn
+    caller = boto3.client("sagemaker")
+    with pytest.raises(caller.exceptions.ClientError, match="does not exist"):
+        caller.describe_model_package_group(ModelPackageGroupName="shared-group")  # by name: the caller's own account
+    caller.update_model_package(ModelPackageArn=version_arn, ModelApprovalStatus="Approved")
+    assert caller.describe_model_package(ModelPackageName=version_arn)["ModelApprovalStatus"] == "Approved"
+    resolved = look_up("shared-group:latest-approved", region="us-east-1", registry_account="222222222222", client=caller)
+    assert (resolved.arn, resolved.model_data_url) == (version_arn, "s3://archives/model.tar.gz")
+
+
 def test_resolution_is_recorded_in_the_context_file_and_read_back_without_aws(registered, tmp_path):
     context_file = tmp_path / "cdk.context.json"
     context_file.write_text(json.dumps({"other-lookup": 1}))

@@ -1,6 +1,8 @@
 """The role a delivery pipeline assumes in an environment's account to check a deploy:
-call the endpoint once, read its alarms, read the stack (outputs and template) for the
-release plan. Nothing else: it cannot change anything."""
+call the endpoint once, describe it and read its alarms and their history (is it on the
+endpoint config the stack deployed, or rolled back?), read the stack (outputs, template,
+the endpoint config resource) for the smoke test and the release plan. Nothing else: it
+cannot change anything."""
 
 from __future__ import annotations
 
@@ -36,13 +38,17 @@ class DeploymentCheckRole(Construct):
             max_session_duration=cdk.Duration.hours(1),
         )
         endpoint.grant_invoke(self.role)
+        self.role.add_to_principal_policy(iam.PolicyStatement(
+            sid="DescribeEndpoint", actions=["sagemaker:DescribeEndpoint"], resources=[endpoint.endpoint_arn]))
         alarm_name_prefix = f"{endpoint.name}-"  # EndpointAlarms names every alarm after its endpoint
         alarms = stack.format_arn(service="cloudwatch", resource="alarm", resource_name=f"{alarm_name_prefix}*",
                                   arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)
         self.role.add_to_principal_policy(iam.PolicyStatement(
-            sid="ReadEndpointAlarms", actions=["cloudwatch:DescribeAlarms"], resources=[alarms]))
+            sid="ReadEndpointAlarms", actions=["cloudwatch:DescribeAlarms", "cloudwatch:DescribeAlarmHistory"],
+            resources=[alarms]))
         self.role.add_to_principal_policy(iam.PolicyStatement(
-            sid="ReadThisStack", actions=["cloudformation:DescribeStacks", "cloudformation:GetTemplate"],
+            sid="ReadThisStack", actions=["cloudformation:DescribeStacks", "cloudformation:GetTemplate",
+                                           "cloudformation:ListStackResources"],
             resources=[stack.stack_id]))
         acknowledge_wildcard_resource(self.role, alarms, f"the endpoint's alarms are named {alarm_name_prefix}<variant>-<what>")
         acknowledge_in_compliance_packs(self.role, "IAMNoInlinePolicy", INLINE_POLICY_REASON)

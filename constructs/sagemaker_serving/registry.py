@@ -12,7 +12,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from sagemaker_serving.access_logs import log_access
+from sagemaker_serving.access_logs import grant_log_delivery, log_access
 from sagemaker_serving.keys import grants_only_for_aws_resources
 from serving_config.settings import REGISTRY_ARCHIVE_PREFIX
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs
@@ -29,6 +29,8 @@ class ModelRegistry(Construct):
     an approved version across accounts (default: none). `bucket_name`: the archive
     bucket. `access_log_bucket`: where the archive bucket's access logs go (default none:
     then CloudTrail data events are the record, acknowledged as such).
+    `pipeline_artifacts_bucket`: the delivery pipeline's artifacts bucket, in this account,
+    whose access logs the access-log bucket takes too (default none).
     """
 
     def __init__(
@@ -40,6 +42,7 @@ class ModelRegistry(Construct):
         bucket_name: str,
         reader_accounts: Sequence[str] = (),
         access_log_bucket: s3.IBucket | None = None,
+        pipeline_artifacts_bucket: str | None = None,
     ) -> None:
         super().__init__(scope, id)
         stack = cdk.Stack.of(self)
@@ -84,7 +87,7 @@ class ModelRegistry(Construct):
                 id="AbortIncompleteUploads", abort_incomplete_multipart_upload_after=cdk.Duration.days(7))],
         )
         self._share_archives(readers, key)
-        self._log_access(bucket_name, access_log_bucket)
+        self._log_access(bucket_name, access_log_bucket, pipeline_artifacts_bucket)
         acknowledge_in_compliance_packs(
             self.bucket, "S3BucketReplicationEnabled",
             "Versioned, KMS-encrypted and retained; cross-region copies are the platform team's DR decision",
@@ -105,9 +108,13 @@ class ModelRegistry(Construct):
             conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.{stack.url_suffix}"}},
         ))
 
-    def _log_access(self, bucket_name: str, access_log_bucket: s3.IBucket | None) -> None:
+    def _log_access(self, bucket_name: str, access_log_bucket: s3.IBucket | None,
+                    pipeline_artifacts_bucket: str | None) -> None:
         if access_log_bucket is not None:  # the stack's access-log bucket, retained with the registry
             log_access(self.bucket, bucket_name=bucket_name, to=access_log_bucket, sid="S3ServerAccessLogDeliveryRegistry")
+            if pipeline_artifacts_bucket is not None:  # the pipeline lives in this account and logs here too
+                grant_log_delivery(access_log_bucket, source_bucket_name=pipeline_artifacts_bucket,
+                                   sid="S3ServerAccessLogDeliveryPipeline")
         else:
             why_no_logs = (
                 "This environment imports its data bucket, so it has no access-log bucket of its own; object access "

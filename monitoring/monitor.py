@@ -302,6 +302,9 @@ METRICS = (  # (CloudWatch metric name, unit, how to read it from a report)
     ("InvalidRate", "None", lambda r: r["data_quality"]["invalid_rate"]),
     ("Recall", "None", lambda r: (r["quality"] or {}).get("recall")),
     ("Records", "Count", lambda r: r["records"]),
+    # 1 when the verdict is drift (features, flag rate, data or realized quality), 0 when ok;
+    # absent on no_data, which the silent-monitor alarm and Records judge instead.
+    ("Breach", "None", lambda r: {"drift": 1, "ok": 0}.get(r["verdict"])),
 )
 
 

@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from sagemaker_serving.settings import (
     INSTANCE_TYPE, AccessLogSettings, Flag, IdleHours, InstanceCount, InstanceType, AlarmSettings, InstanceAutoscalingSettings,
-    LifecycleSettings, NetworkSettings, Problem,
+    LifecycleSettings, MonitoringSettings, NetworkSettings, Problem,
     ProvisionedConcurrencySettings, RolloutSettings, ServerlessSettings, Settings, VariantSettings, allowing,
     describe, integer, matching, one_of,
 )
@@ -200,6 +200,7 @@ class Environment(EnvironmentNames, Settings):
     log_retention_days: one_of(*LOG_RETENTION_DAYS) = 30
     lifecycle: LifecycleSettings = LifecycleSettings()
     access_logs: AccessLogSettings = AccessLogSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     _project: Project = PrivateAttr()
 
     @field_validator("endpoint", mode="before")

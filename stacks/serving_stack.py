@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Sequence
 
@@ -29,6 +30,7 @@ from sagemaker_serving.endpoint import (
 )
 from sagemaker_serving.image import SklearnImage
 from sagemaker_serving.deployment_checks import DeploymentCheckRole
+from sagemaker_serving.monitoring import LiveModelMonitor, MonitoredEndpoint
 from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle, sagemaker_principal
 from sagemaker_serving.registry import ModelRegistry
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs, acknowledge_wildcard_resource
@@ -160,6 +162,7 @@ class ServingStack(cdk.Stack):
         self._rollout(env)
         self._endpoint_role_grants(env)
         self.log_group, self.dashboard = self._logs_and_dashboard(env, removal)
+        self.monitor = self._monitoring(env, models)
         self.batch = self._batch(env, models)
         self._outputs(env)
         self._delivery(env, model_registry, registry_readers, model_package, deployment_checks)
@@ -225,6 +228,20 @@ class ServingStack(cdk.Stack):
         self.endpoint.resource.node.add_dependency(log_group)
         dashboard = EndpointDashboard(self, "Dashboard", endpoint=self.endpoint, endpoint_name=env.endpoint_name)
         return log_group, dashboard
+
+    def _monitoring(self, env: Environment, models: "ModelFactory") -> LiveModelMonitor | None:
+        """The scheduled monitor of an endpoint that captures (docs/monitoring.md), with a
+        monitoring row on the dashboard; where there is nothing to monitor, the synth says why."""
+        reason = monitoring_skipped(env)
+        if reason is not None:
+            cdk.Annotations.of(self.endpoint).add_info(f"no live-model monitor: {reason}")
+            return None
+        monitor = LiveModelMonitor(
+            self, "Monitoring", watched=MonitoredEndpoint(env.endpoint_name, self.endpoint.variant_names[0]),
+            settings=env.monitoring, baseline_file=monitoring_baseline(env), bucket=self.bucket, key=self.key,
+            image=models.image, network=env.network, topics=[self.topic], job_name_prefix=env.stack_name)
+        self.dashboard.dashboard.add_widgets(*monitor.dashboard_widgets())
+        return monitor
 
     def _scaling(self, env: Environment) -> None:
         """Provisioned concurrency (serverless) or instance count (instance-backed), from config."""
@@ -580,6 +597,35 @@ class ServingStack(cdk.Stack):
         }
         for output_id, (value, description) in outputs.items():
             cdk.CfnOutput(self, output_id, value=value, description=description)
+
+
+def monitoring_baseline(env: Environment) -> Path:
+    """The baseline the environment's model is watched against: `monitoring.baseline`, else
+    <model>.baseline.json beside a local model_data (as `endpointctl train-sample` writes it)."""
+    named = env.monitoring.baseline or re.sub(r"\.tar\.gz$", ".baseline.json", env.model_data)
+    path = Path(named) if Path(named).is_absolute() else PROJECT_ROOT / named
+    return path
+
+
+def monitoring_skipped(env: Environment) -> str | None:
+    """Why this environment gets no scheduled monitor, or None when it gets one."""
+    if not env.monitoring.enabled:
+        return "monitoring.enabled is false"
+    if isinstance(env.endpoint, ServerlessEndpoint):
+        return "serverless endpoints cannot capture data (SageMaker)"
+    if not env.endpoint.data_capture_percent:
+        return "endpoint.data_capture_percent is not set, so nothing is captured"
+    if env.model_package is not None and env.monitoring.baseline is None:
+        return "a model_package's baseline from the registry is not wired yet; set monitoring.baseline"
+    if env.model_data.startswith("s3://") and env.monitoring.baseline is None:
+        return "model_data is in S3: set monitoring.baseline to the model's baseline.json"
+    if not monitoring_baseline(env).is_file():
+        if env.monitoring.baseline is not None:
+            raise ValueError(f"monitoring.baseline: {env.monitoring.baseline} is not a file; write one with "
+                             "`endpointctl baseline --model-data M --data holdout.csv --out FILE`")
+        return (f"no baseline at {monitoring_baseline(env)}: write one with `endpointctl baseline` "
+                "(or `endpointctl train-sample`, which writes it beside the model)")
+    return None
 
 
 def data_lifecycle_rules(env: Environment) -> list[s3.LifecycleRule]:

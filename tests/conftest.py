@@ -52,9 +52,13 @@ def env_config(name: str, endpoint: dict | None = None, **env_overrides: Any) ->
 
 @pytest.fixture(scope="session")
 def sample_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from endpointctl.training import write_sample_model
+    """The sample model, with a baseline beside it (model.baseline.json) as train-sample
+    writes one, so environments that capture synthesize their monitor."""
+    from endpointctl.training import sample_baseline, write_sample_model
 
-    return write_sample_model(tmp_path_factory.mktemp("model") / "model.tar.gz", rows=3000)
+    model = write_sample_model(tmp_path_factory.mktemp("model") / "model.tar.gz", rows=3000)
+    sample_baseline(model, rows=500, seed=7)
+    return model
 
 
 @pytest.fixture(scope="session")

@@ -284,7 +284,8 @@ def test_the_job_writes_report_markdown_and_metrics(cli_case, tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["Namespace"] == job.NAMESPACE_DEFAULT
     names = {m["MetricName"]: m for m in metrics["MetricData"]}
-    assert set(names) == {"MaxFeaturePSI", "ScorePSI", "FlagRate", "InvalidRate", "Records"}  # no labels: no Recall
+    assert set(names) == {"MaxFeaturePSI", "ScorePSI", "FlagRate", "InvalidRate", "Records", "Breach"}  # no labels: no Recall
+    assert names["Breach"]["Value"] == 1
     assert names["Records"]["Value"] == 400
     assert {"Name": "VariantName", "Value": "AllTraffic"} in names["Records"]["Dimensions"]
     assert (out / "report.md").read_text().startswith("## Monitor: DRIFT")

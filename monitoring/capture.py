@@ -96,6 +96,33 @@ def media_type(header):
     return (header or "").partition(";")[0].strip().lower()
 
 
+# A day of capture repeats a handful of content types and one time per second: each is
+# parsed once (the caches are emptied when they grow past _CACHE_LIMIT).
+_CACHE_LIMIT = 100_000
+_media_types = {}
+_times = {}
+# json.loads without its per-call checks (bytes sniffing, keyword handling).
+decode_json = json.JSONDecoder().decode
+
+
+def _cached_media_type(header):
+    found = _media_types.get(header)
+    if found is None:
+        if len(_media_types) > _CACHE_LIMIT:
+            _media_types.clear()
+        found = _media_types[header] = media_type(header)
+    return found
+
+
+def _cached_time(value):
+    found = _times.get(value)
+    if found is None:
+        if len(_times) > _CACHE_LIMIT:
+            _times.clear()
+        found = _times[value] = parse_time(value)
+    return found
+
+
 def parse_time(value):
     """An ISO-8601 time as SageMaker writes it ('2022-02-14T17:25:49Z', with or without
     milliseconds), or as a user types it ('2022-02-14', '2022-02-14T17:00'), in UTC."""
@@ -207,7 +234,7 @@ def _decode_payload(part):
     """(media type, text) of endpointInput/endpointOutput, or None if its encoding is unknown."""
     encoding = part["encoding"]
     data = part["data"]
-    content_type = media_type(part["observedContentType"])
+    content_type = _cached_media_type(part["observedContentType"])
     if encoding in TEXT_ENCODINGS:
         return content_type, data
     if encoding.upper() == BASE64_ENCODING:
@@ -222,12 +249,12 @@ def parse_capture_line(line, endpoint=None, variant=None, counts=None):
     """A CaptureRecord from one line (bytes or str), or None (counted) if it is not one."""
     counts = counts if counts is not None else ReadCounts()
     try:
-        raw = json.loads(line)
+        raw = decode_json(line if isinstance(line, str) else line.decode("utf-8"))
         capture = raw["captureData"]
         metadata = raw["eventMetadata"]
         event_id = metadata["eventId"]
         inference_id = metadata.get("inferenceId")
-        when = parse_time(metadata["inferenceTime"])
+        when = _cached_time(metadata["inferenceTime"])
         request = _decode_payload(capture["endpointInput"])
         response = _decode_payload(capture["endpointOutput"])
         if not isinstance(event_id, str) or not (inference_id is None or isinstance(inference_id, str)):

@@ -66,7 +66,11 @@ def retrained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample model retrained with another seed: a model release."""
     from endpointctl.training import write_sample_model
 
-    return write_sample_model(tmp_path_factory.mktemp("model-v2") / "model.tar.gz", rows=3000, seed=8)
+    from endpointctl.training import sample_baseline
+
+    model = write_sample_model(tmp_path_factory.mktemp("model-v2") / "model.tar.gz", rows=3000, seed=8)
+    sample_baseline(model, rows=500, seed=8)  # a new version ships its own baseline
+    return model
 
 
 @pytest.fixture(scope="session")

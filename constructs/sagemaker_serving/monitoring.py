@@ -279,8 +279,10 @@ class LiveModelMonitor(Construct):
         for resource in (jobs, self.bucket.arn_for_objects(f"{MONITORING_PREFIX}*")):
             acknowledge_wildcard_resource(role, resource, "each run starts a job named for its window and reads "
                                           "the metrics.json that job wrote under monitoring/")
-        acknowledge(role, "AwsSolutions-IAM5[Resource::*]", "cloudwatch:PutMetricData has no resource ARN; the "
-                    "statement is limited to the monitor's namespace by the cloudwatch:namespace condition")
+        acknowledge(role, "AwsSolutions-IAM5[Resource::*]", "cloudwatch:PutMetricData has no resource ARN (the "
+                    "statement is limited to the monitor's namespace by the cloudwatch:namespace condition); Step "
+                    "Functions' log delivery (logs:*LogDelivery*, DescribeLogGroups, resource policies) and X-Ray "
+                    "actions take only *")
         acknowledge_in_compliance_packs(role, "IAMNoInlinePolicy", INLINE_POLICY_REASON)
 
     def _schedule(self, kind: str, schedule: events.Schedule) -> events.Rule:

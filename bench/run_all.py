@@ -3,7 +3,7 @@
     python -m bench.run_all            # from the project root (or `make bench`)
 
 Each benchmark also runs alone: python -m bench.handler_cost (http_overhead,
-cold_start, batch_transform, image_serving, release_plan). They report, they do not assert: the exit code is 0
+cold_start, batch_transform, image_serving, release_plan, monitor). They report, they do not assert: the exit code is 0
 whatever the verdicts, non-zero only if a benchmark could not run.
 """
 
@@ -20,7 +20,7 @@ import traceback
 
 from bench._common import ROOT, Result, machine, now_utc, table
 
-MODULES = ["handler_cost", "http_overhead", "cold_start", "batch_transform", "image_serving", "release_plan"]
+MODULES = ["handler_cost", "http_overhead", "cold_start", "batch_transform", "image_serving", "release_plan", "monitor"]
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
 
 METHOD = """\
@@ -66,6 +66,12 @@ measured ÷ floor for times, measured ÷ floor (as a share) for rates.
   scored on the 2,000-row reference sample in sandboxed children), against one bare
   interpreter that loads both models and runs `predict_proba` on the same rows;
   alternated. Target: under 10 s.
+- **monitor**: `monitoring.monitor.run` (baseline of 20,000 rows) over 1,000,000 captured
+  records in SageMaker's format (5 features; JSON and CSV requests alternating, as
+  CaptureWriter writes them) in 20 hourly files, in a child process, against a child
+  that reads the same files with the standard library only (`json.loads` of each line
+  and of its JSON payloads, `float()` of each CSV field); alternated. Targets: ≤ 1.3×,
+  peak RSS < 300 MB.
 """
 
 

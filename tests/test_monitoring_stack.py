@@ -141,3 +141,9 @@ def test_bad_monitoring_config_names_the_key_and_what_is_allowed(key, value, all
     with pytest.raises(ConfigError) as error:
         parse_config(env_config("prod", monitoring={key: value}))
     assert f"monitoring.{key}" in str(error.value) and allowed in str(error.value)
+
+
+def test_capture_is_text_for_csv_and_json(synthesized):
+    config = synthesized.one("prod", "AWS::SageMaker::EndpointConfig")
+    header = config["Properties"]["DataCaptureConfig"]["CaptureContentTypeHeader"]
+    assert header == {"CsvContentTypes": ["text/csv"], "JsonContentTypes": ["application/json"]}

@@ -36,7 +36,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from sagemaker_serving.image import SklearnImage
-from sagemaker_serving.model import grant_object_read, sagemaker_principal
+from sagemaker_serving.model import sagemaker_principal
 from sagemaker_serving.nag import (
     INLINE_POLICY_REASON, acknowledge, acknowledge_in_compliance_packs, acknowledge_wildcard_resource,
 )
@@ -117,8 +117,11 @@ class LiveModelMonitor(Construct):
             conditions={"StringLike": {"s3:prefix": [f"{DATA_CAPTURE_PREFIX}{self.watched.endpoint_name}/*",
                                                      f"{GROUND_TRUTH_PREFIX}*"]}}))
         role.add_to_policy(iam.PolicyStatement(sid="WriteReports", actions=["s3:PutObject"], resources=[reports]))
-        for asset in (self.code, self.baseline):  # these two objects, not the whole asset bucket
-            grant_object_read(self, role, asset.s3_bucket_name, asset.s3_object_key)
+        # These two objects, not the whole asset bucket; one statement each, so the
+        # template's order does not follow the assets' hashes.
+        for sid, asset in (("ReadJobCode", self.code), ("ReadBaseline", self.baseline)):
+            role.add_to_policy(iam.PolicyStatement(sid=sid, actions=["s3:GetObject"], resources=[
+                f"arn:{cdk.Stack.of(self).partition}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}"]))
         self.key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
         image.grant_pull(self, role)
         if network.subnet_ids:

@@ -3,7 +3,7 @@
     python -m bench.run_all            # from the project root (or `make bench`)
 
 Each benchmark also runs alone: python -m bench.handler_cost (http_overhead,
-cold_start, batch_transform, image_serving, release_plan, shadow_latency). They report, they do not assert: the exit code is 0
+cold_start, batch_transform, image_serving, release_plan, shadow_latency, monitor). They report, they do not assert: the exit code is 0
 whatever the verdicts, non-zero only if a benchmark could not run.
 """
 
@@ -20,7 +20,7 @@ import traceback
 
 from bench._common import ROOT, Result, machine, now_utc, table
 
-MODULES = ["handler_cost", "http_overhead", "cold_start", "batch_transform", "image_serving", "release_plan", "shadow_latency"]
+MODULES = ["handler_cost", "http_overhead", "cold_start", "batch_transform", "image_serving", "release_plan", "shadow_latency", "monitor"]
 RESULTS_MD = ROOT / "bench" / "RESULTS.md"
 
 METHOD = """\
@@ -71,6 +71,12 @@ measured ÷ floor for times, measured ÷ floor (as a share) for rates.
   that cannot load; one client alternates 1-row JSON requests across the three over
   fresh loopback connections. p50 and p99 of each; target p50 within +10 % of the floor
   and answers identical.
+- **monitor**: `monitoring.monitor.run` (baseline of 20,000 rows) over 1,000,000 captured
+  records in SageMaker's format (5 features; JSON and CSV requests alternating, as
+  CaptureWriter writes them) in 20 hourly files, in a child process, against a child
+  that reads the same files with the standard library only (`json.loads` of each line
+  and of its JSON payloads, `float()` of each CSV field); alternated. Targets: ≤ 1.3×,
+  peak RSS < 300 MB.
 """
 
 

@@ -3,7 +3,8 @@
 moto server on loopback -> train -> cdk bootstrap -> cdk deploy (dev) -> fetch what was
 deployed (ModelDataUrl and SAGEMAKER_SUBMIT_DIRECTORY) from the emulated S3 -> serve it
 as the container would -> invoke with the guide's request -> batch-transform a CSV
-from batch-input/ to batch-output/ -> a second deploy: retrain, `endpointctl plan`, deploy
+from batch-input/ to batch-output/ -> watch the live model (capture into S3, normal and
+shifted traffic judged against the baseline, labels, metrics to CloudWatch) -> a second deploy: retrain, `endpointctl plan`, deploy
 the new model, serve what was deployed and check it is v2, v1 gone, nothing orphaned,
 the deploy did what the plan said -> a third deploy that only changes an alarm threshold
 (nothing else touched) -> cdk destroy -> show no endpoint, config or model remains, and list what the stack keeps on purpose.
@@ -39,7 +40,7 @@ ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
 
-STEPS = 10
+STEPS = 11
 # The retrained model of the second deploy, and the alarm-only change of the third.
 RETRAIN_SEED = 8
 LATENCY_THRESHOLD_MS = 1500
@@ -233,10 +234,16 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
 
         endpoint.stop()
         seen["shadow"] = shadow_report(workdir, champion=model_archive, code=code_archive)
+        step(8, "watching the live model: serve --capture into the local S3, normal then shifted traffic, labels")
+        from devtools.demo_monitoring import watch_live_model
+
+        seen["monitoring"] = watch_live_model(model_archive=model_archive, code_archive=code_archive,
+                                              bucket=deployed.outputs["BucketName"],
+                                              endpoint_name=deployed.outputs["EndpointName"], workdir=workdir)
         head = release_retrained_model(workdir=workdir, env=env, base=cdk_out, seen=seen)
         deployed_last = release_alarm_change(workdir=workdir, env=env, base=head, seen=seen)
 
-        step(10, f"cdk destroy {env.stack_name}")
+        step(11, f"cdk destroy {env.stack_name}")
         # From the assembly deployed last: the stack as it stands, without running the app again.
         cdk("destroy", env.stack_name, "--app", str(deployed_last), "--force", output=deployed_last, quiet=True)
         leftovers = billable_leftovers()
@@ -317,7 +324,7 @@ def release_retrained_model(*, workdir: Path, env, base: Path, seen: dict) -> Pa
     from endpointctl.release import release
     from endpointctl.training import model_archive_bytes, train_sample_model
 
-    step(8, f"a second deploy: retrain (seed {RETRAIN_SEED}), `endpointctl plan`, cdk deploy")
+    step(9, f"a second deploy: retrain (seed {RETRAIN_SEED}), `endpointctl plan`, cdk deploy")
     model = train_sample_model(seed=RETRAIN_SEED)
     retrained = workdir / "model-v2.tar.gz"
     retrained.write_bytes(model_archive_bytes(model))
@@ -351,7 +358,7 @@ def release_alarm_change(*, workdir: Path, env, base: Path, seen: dict) -> Path:
     assembly it deployed."""
     from endpointctl.release import release
 
-    step(9, f"a third deploy: the ModelLatency alarm threshold -> {LATENCY_THRESHOLD_MS} ms, nothing else")
+    step(10, f"a third deploy: the ModelLatency alarm threshold -> {LATENCY_THRESHOLD_MS} ms, nothing else")
     alarms = {**env.alarms.model_dump(exclude_none=True), "model_latency_ms": LATENCY_THRESHOLD_MS}
     head = synth_variant(workdir / "cdk.out.v3", env.name, model_data=workdir / "model-v2.tar.gz", alarms=alarms)
     done = release(base, head, stack_name=env.stack_name, env_name=env.name,

@@ -185,9 +185,19 @@ def _add_compare(commands) -> None:
 def cmd_train_sample(args: argparse.Namespace) -> int:
     from endpointctl.training import write_sample_model
 
-    out = write_sample_model(args.out, rows=args.rows, seed=args.seed)
+    from endpointctl.training import BASELINE_SUFFIX, HOLDOUT_SUFFIX, LABELS_SUFFIX, sidecar
+    from endpointctl.watch import build_baseline, write_json
+
+    holdout_rows = args.rows // 10  # never trained on: the baseline's holdout
+    out = write_sample_model(args.out, rows=args.rows, seed=args.seed, holdout_rows=holdout_rows)
     print(f"wrote {out} ({out.stat().st_size:,} bytes): model.joblib at the root, scikit-learn "
-          f"{_sklearn_version()}")
+          f"{_sklearn_version()}, trained on {args.rows - holdout_rows:,} rows")
+    baseline = build_baseline(model_data=str(out), code=_code_default(), program=_program_default(),
+                              data=sidecar(out, HOLDOUT_SUFFIX), labels=sidecar(out, LABELS_SUFFIX))
+    write_json(sidecar(out, BASELINE_SUFFIX), baseline)
+    print(f"wrote {sidecar(out, HOLDOUT_SUFFIX)} and {sidecar(out, LABELS_SUFFIX)} ({holdout_rows:,} held-out rows) "
+          f"and {sidecar(out, BASELINE_SUFFIX)} (recall {baseline['quality']['recall']}, "
+          f"flag rate {baseline['flag_rate']}): the stack's monitor watches against it")
     return 0
 
 

@@ -33,6 +33,15 @@ SERVERLESS_PER_GB_SECOND = 0.00002
 PROVISIONED_PER_GB_SECOND = 0.000004
 DATA_PROCESSED_PER_GB = 0.016
 ASSUMED_REQUEST_KB = 1.0
+# The scheduled monitor (docs/monitoring.md): Processing instances are billed while the
+# job runs; a run is mostly start-up. Custom metrics and alarms at CloudWatch list prices.
+PROCESSING_HOURLY = {"ml.t3.medium": 0.05, "ml.t3.large": 0.1, "ml.m5.large": 0.115, "ml.m5.xlarge": 0.23}
+ASSUMED_MONITOR_RUN_MINUTES = 5
+MONITOR_RUNS_PER_DAY = 24 + 1  # hourly drift, daily quality
+CUSTOM_METRIC_MONTHLY = 0.30
+ALARM_MONTHLY = 0.10
+MONITOR_METRICS = 2 * 7  # Records, PSIs, flag rate, invalid rate, recall, breach; for drift and quality
+MONITOR_ALARMS = 7
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,26 @@ def estimate(env: Environment, *, requests_per_day: float, duration_ms: float) -
             fleet = shadow.fleet(env.endpoint.variants[0])
             added = instance_line(fleet.name, fleet.instance_type, fleet.instance_count)
             lines.append(Line(f"shadow {added.item} (added)", added.quantity, added.unit_price, added.monthly_usd))
-    return lines + [data_processed_line(requests_per_day)]
+    return lines + [data_processed_line(requests_per_day)] + (monitor_lines(env.monitoring.instance_type)
+                                                               if monitored(env) else [])
+
+
+def monitored(env: Environment) -> bool:
+    """Whether the stack schedules the live-model monitor (it also needs a baseline at synth)."""
+    return env.endpoint.kind == "instance" and bool(env.endpoint.data_capture_percent) and env.monitoring.enabled
+
+
+def monitor_lines(instance: str) -> list[Line]:
+    """The scheduled monitor's jobs on `instance`, its metrics and its alarms."""
+    hours = MONITOR_RUNS_PER_DAY * DAYS_PER_MONTH * ASSUMED_MONITOR_RUN_MINUTES / 60
+    hourly = PROCESSING_HOURLY.get(instance)
+    job = Line(f"monitor jobs: {MONITOR_RUNS_PER_DAY}/day x ~{ASSUMED_MONITOR_RUN_MINUTES} min on {instance}",
+               f"{hours:,.0f} instance-h", f"${hourly}/h" if hourly else "price unknown: not in table",
+               hours * (hourly or 0.0))
+    watch = Line("monitor metrics and alarms", f"{MONITOR_METRICS} metrics, {MONITOR_ALARMS} alarms",
+                 f"${CUSTOM_METRIC_MONTHLY}, ${ALARM_MONTHLY} each",
+                 MONITOR_METRICS * CUSTOM_METRIC_MONTHLY + MONITOR_ALARMS * ALARM_MONTHLY)
+    return [job, watch]
 
 
 def render(env: Environment, lines: list[Line], *, requests_per_day: float, duration_ms: float) -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import json.scanner
 import os
 import re
 import uuid
@@ -94,6 +95,45 @@ class ReadCounts:
 def media_type(header):
     """'text/csv; charset=utf-8' -> 'text/csv'."""
     return (header or "").partition(";")[0].strip().lower()
+
+
+# A day of capture repeats a handful of content types and one time per second: each is
+# parsed once (the caches are emptied when they grow past _CACHE_LIMIT).
+_CACHE_LIMIT = 100_000
+_media_types = {}
+_times = {}
+_decoder = json.JSONDecoder()
+_scan = json.scanner.make_scanner(_decoder)  # the C scanner json.loads itself ends in
+
+
+def decode_json(text):
+    """json.loads of a str, exactly (same scanner, same errors as ValueError), without
+    its per-call Python layers: a day of capture is three decodes per record."""
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:  # leading whitespace, or not JSON: the full decoder says which
+        return _decoder.decode(text)
+    if end != len(text) and not text[end:].isspace():
+        return _decoder.decode(text)  # extra data after the value: raises as json.loads does
+    return value
+
+
+def _cached_media_type(header):
+    found = _media_types.get(header)
+    if found is None:
+        if len(_media_types) > _CACHE_LIMIT:
+            _media_types.clear()
+        found = _media_types[header] = media_type(header)
+    return found
+
+
+def _cached_time(value):
+    found = _times.get(value)
+    if found is None:
+        if len(_times) > _CACHE_LIMIT:
+            _times.clear()
+        found = _times[value] = parse_time(value)
+    return found
 
 
 def parse_time(value):
@@ -207,7 +247,7 @@ def _decode_payload(part):
     """(media type, text) of endpointInput/endpointOutput, or None if its encoding is unknown."""
     encoding = part["encoding"]
     data = part["data"]
-    content_type = media_type(part["observedContentType"])
+    content_type = _cached_media_type(part["observedContentType"])
     if encoding in TEXT_ENCODINGS:
         return content_type, data
     if encoding.upper() == BASE64_ENCODING:
@@ -222,12 +262,12 @@ def parse_capture_line(line, endpoint=None, variant=None, counts=None):
     """A CaptureRecord from one line (bytes or str), or None (counted) if it is not one."""
     counts = counts if counts is not None else ReadCounts()
     try:
-        raw = json.loads(line)
+        raw = decode_json(line if isinstance(line, str) else line.decode("utf-8"))
         capture = raw["captureData"]
         metadata = raw["eventMetadata"]
         event_id = metadata["eventId"]
         inference_id = metadata.get("inferenceId")
-        when = parse_time(metadata["inferenceTime"])
+        when = _cached_time(metadata["inferenceTime"])
         request = _decode_payload(capture["endpointInput"])
         response = _decode_payload(capture["endpointOutput"])
         if not isinstance(event_id, str) or not (inference_id is None or isinstance(inference_id, str)):

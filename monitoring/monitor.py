@@ -30,13 +30,12 @@ Python 3.9, standard library and numpy; no project imports (it runs in the servi
 
 from __future__ import annotations
 
-import json
 import math
 from itertools import chain
 
 import numpy as np
 
-from monitoring.capture import CSV_TYPE, JSON_TYPE, ReadCounts, format_time, read_capture, read_ground_truth
+from monitoring.capture import CSV_TYPE, JSON_TYPE, ReadCounts, decode_json, format_time, read_capture, read_ground_truth
 from monitoring.stats import Binned, classification_quality, ks_critical, rounded
 
 BATCH_ROWS = 65536
@@ -77,7 +76,7 @@ class _Unusable(Exception):
 def _input_rows(record, width):
     if record.input_type == JSON_TYPE:
         try:
-            rows = json.loads(record.input_data)["instances"]
+            rows = decode_json(record.input_data)["instances"]
         except (ValueError, KeyError, TypeError):
             raise _Unusable("refused_input")
     elif record.input_type == CSV_TYPE:
@@ -96,7 +95,7 @@ def _output_scores(record, rows):
     """(p(fraud) per row, flagged per row) from the response."""
     try:
         if record.output_type == JSON_TYPE:
-            answer = json.loads(record.output_data)
+            answer = decode_json(record.output_data)
             scores = [float(p[-1]) if isinstance(p, list) else float(p) for p in answer["probabilities"]]
             flags = [label == 1 or label == "1" for label in answer["predictions"]]
         elif record.output_type == CSV_TYPE:
@@ -302,6 +301,9 @@ METRICS = (  # (CloudWatch metric name, unit, how to read it from a report)
     ("InvalidRate", "None", lambda r: r["data_quality"]["invalid_rate"]),
     ("Recall", "None", lambda r: (r["quality"] or {}).get("recall")),
     ("Records", "Count", lambda r: r["records"]),
+    # 1 when the verdict is drift (features, flag rate, data or realized quality), 0 when ok;
+    # absent on no_data, which the silent-monitor alarm and Records judge instead.
+    ("Breach", "None", lambda r: {"drift": 1, "ok": 0}.get(r["verdict"])),
 )
 
 

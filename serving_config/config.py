@@ -23,7 +23,7 @@ from pydantic_core import PydanticCustomError
 from serving_config.settings import (
     INSTANCE_TYPE, AccessLogSettings, Flag, IdleHours, InstanceCount, InstanceType, AlarmSettings, InstanceAutoscalingSettings,
     VariantName,
-    LifecycleSettings, NetworkSettings, Problem,
+    LifecycleSettings, MonitoringSettings, NetworkSettings, Problem,
     ProvisionedConcurrencySettings, RolloutSettings, ServerlessSettings, Settings, VariantSettings, allowing,
     describe, integer, matching, one_of,
 )
@@ -275,6 +275,7 @@ class Environment(EnvironmentNames, Settings):
     log_retention_days: one_of(*LOG_RETENTION_DAYS) = 30
     lifecycle: LifecycleSettings = LifecycleSettings()
     access_logs: AccessLogSettings = AccessLogSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
     _project: Project = PrivateAttr()
     _name: str = PrivateAttr()
 

@@ -262,6 +262,9 @@ BATCH_OUTPUT_PREFIX = "batch-output/"
 DATA_CAPTURE_PREFIX = "data-capture/"
 # The registry bucket's archives (`endpointctl register` writes them there).
 REGISTRY_ARCHIVE_PREFIX = "model-registry/"
+# Labels collected after the fact (the documented ground-truth format), and the monitor's reports.
+GROUND_TRUTH_PREFIX = "ground-truth/"
+MONITORING_PREFIX = "monitoring/"
 Days = integer(1, 36500)
 
 
@@ -276,6 +279,9 @@ class LifecycleSettings(Settings):
     data_capture_days: Days | None = 90
     batch_input_days: Days | None = 30
     batch_output_days: Days | None = 90
+    # Labels outlive the captures they judge: chargebacks arrive weeks later.
+    ground_truth_days: Days | None = 180
+    monitoring_days: Days | None = 400
     noncurrent_version_days: Days | None = 30
     incomplete_upload_days: integer(1, 365) = 7
 
@@ -284,6 +290,8 @@ class LifecycleSettings(Settings):
             DATA_CAPTURE_PREFIX: self.data_capture_days,
             BATCH_INPUT_PREFIX: self.batch_input_days,
             BATCH_OUTPUT_PREFIX: self.batch_output_days,
+            GROUND_TRUTH_PREFIX: self.ground_truth_days,
+            MONITORING_PREFIX: self.monitoring_days,
         }
 
 
@@ -292,6 +300,39 @@ class LifecycleSettings(Settings):
 # cdk.json's `pipeline`).
 PIPELINE_NONCURRENT_VERSION_DAYS = 30
 PIPELINE_INCOMPLETE_UPLOAD_DAYS = 7
+
+
+class MonitoringSettings(Settings):
+    """The scheduled monitor of an instance endpoint's captured traffic (docs/monitoring.md).
+
+    Drift runs every hour on the hour before (at `drift_minute`, after capture's few
+    minutes of delivery lag); realized quality runs daily at `quality_hour` on the day
+    `quality_label_delay_days` back, with every label collected since. Thresholds: PSI
+    above `psi` (with KS beyond chance), the flag rate beyond x or / `flag_rate_ratio`,
+    recall more than `recall_drop` under the baseline's (once `min_labelled_positives`
+    frauds are labelled), more than `max_invalid_rate` unreadable records, a feature with
+    more than `max_out_of_range_rate` of its values non-finite or out of the baseline's range."""
+
+    enabled: Flag = True
+    baseline: Annotated[str, Strict(), Field(pattern=r"\.json$"), allowing("a local .json path, or null")] | None = Field(
+        None, description="default: beside model_data, <name>.baseline.json (as `endpointctl train-sample` writes it)")
+    psi: number(0.01, 10) = 0.2
+    flag_rate_ratio: number(1.1, 100) = 2.0
+    recall_drop: number(0.01, 1) = 0.1
+    min_labelled_positives: integer(1, 1_000_000) = 20
+    max_invalid_rate: number(0, 1) = 0.01
+    max_out_of_range_rate: number(0, 1) = 0.05
+    drift_minute: integer(0, 59) = 15
+    quality_hour: integer(0, 23) = 3
+    quality_label_delay_days: integer(1, 90) = 7
+    instance_type: matching(INSTANCE_TYPE, "an ml.* instance type") = "ml.m5.large"
+    max_runtime_minutes: integer(5, 55) = 30
+
+    def thresholds(self) -> dict[str, float]:
+        """The monitor's own threshold names (monitoring.monitor.DEFAULT_THRESHOLDS)."""
+        return {"psi": self.psi, "flag_rate_ratio": self.flag_rate_ratio, "recall_drop": self.recall_drop,
+                "min_labelled_positives": self.min_labelled_positives, "max_invalid_rate": self.max_invalid_rate,
+                "max_out_of_range_rate": self.max_out_of_range_rate}
 
 
 class AccessLogSettings(Settings):

@@ -23,12 +23,12 @@ from sagemaker_serving.batch import BatchTransform
 from sagemaker_serving.dashboard import EndpointDashboard
 from sagemaker_serving.deployment_checks import DeploymentCheckRole
 from sagemaker_serving.endpoint import DataCapture, InstanceVariant, ServerlessVariant, ServingEndpoint
-from sagemaker_serving.shadow import ShadowWatch
 from serving_config.config import Environment, ServerlessEndpoint
 from serving_config.model_package import DeploymentChecks, RegistrySettings, ResolvedPackage
 from serving_config.paths import HANDLER_DIR
 from stacks.data_store import DataStore
 from stacks.delivery import deploys_package, model_registry_of
+from stacks.live_monitor import watch_live_model
 from stacks.served_models import ServedModels
 
 
@@ -77,7 +77,7 @@ class ServingStack(cdk.Stack):
         endpoint_role_grants(env, self.endpoint, self.data, self.inference_role)
         self.log_group = endpoint_log_group(self, env, self.endpoint, self.data)
         self.dashboard = EndpointDashboard(self, "Dashboard", endpoint=self.endpoint)
-        watch_shadow(self, env)
+        self.monitor = watch_live_model(self, env)
         self.batch = BatchTransform(
             self, "BatchTransform", bucket=self.bucket, role_name=env.batch_role_name, role_path=env.iam_path,
             image=self.models.image, model_data=self.models.batch_model_data, source=self.models.source,
@@ -111,13 +111,6 @@ def serving_endpoint(stack: cdk.Stack, env: Environment, models: ServedModels, d
         shadow=InstanceVariant(model=models.model_for(shadow.model_data), fleet=shadow.fleet(env.endpoint.variants[0]))
         if shadow is not None else None,
     )
-
-
-def watch_shadow(stack: "ServingStack", env: Environment) -> None:
-    """A challenger's own alarms, topic and dashboard row: a shadow pages nobody."""
-    if (shadow := getattr(env.endpoint, "shadow", None)) is not None:
-        ShadowWatch(stack, "Shadow", endpoint=stack.endpoint, kms_key=stack.key, notify_email=shadow.notify_email,
-                    thresholds=env.alarms, dashboard=stack.dashboard.dashboard, scaling=shadow.autoscaling)
 
 
 def alarm_topic(stack: cdk.Stack, env: Environment, key: kms.IKey) -> sns.Topic:

@@ -66,9 +66,13 @@ def with_qa_and_dr(raw: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def sample_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from endpointctl.training import write_sample_model
+    """The sample model, with a baseline beside it (model.baseline.json) as train-sample
+    writes one, so environments that capture synthesize their monitor."""
+    from endpointctl.training import sample_baseline, write_sample_model
 
-    return write_sample_model(tmp_path_factory.mktemp("model") / "model.tar.gz", rows=3000)
+    model = write_sample_model(tmp_path_factory.mktemp("model") / "model.tar.gz", rows=3000)
+    sample_baseline(model, rows=500, seed=7)
+    return model
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +80,11 @@ def retrained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The sample model retrained with another seed: a model release."""
     from endpointctl.training import write_sample_model
 
-    return write_sample_model(tmp_path_factory.mktemp("model-v2") / "model.tar.gz", rows=3000, seed=8)
+    from endpointctl.training import sample_baseline
+
+    model = write_sample_model(tmp_path_factory.mktemp("model-v2") / "model.tar.gz", rows=3000, seed=8)
+    sample_baseline(model, rows=500, seed=8)  # a new version ships its own baseline
+    return model
 
 
 @pytest.fixture(scope="session")

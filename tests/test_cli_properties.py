@@ -16,13 +16,14 @@ from endpointctl.local import free_port
 # What would run for minutes when the arguments are valid is replaced; its arguments
 # have been parsed and checked by then, which is what is under test.
 COMMANDS = ["train-sample", "preflight", "serve", "invoke", "transform", "status", "cost", "plan",
-            "register", "approve", "reject", "compare", "nonsense", ""]
+            "register", "approve", "reject", "compare", "baseline", "monitor", "nonsense", ""]
 OPTIONS = ["--out", "--rows", "--seed", "--model-data", "--code", "--program", "--framework-version",
            "--max-response-bytes", "--host", "--port", "--workers", "--timeout", "--env", "--endpoint-name",
            "--local", "--body", "--file", "--content-type", "--accept", "--curl", "--input", "--output",
            "--max-payload-mb", "--max-concurrent-transforms", "--requests-per-day", "--duration-ms", "--base",
            "--head", "--reason", "-h", "--nope", "--", "--capture", "--production", "--shadow", "--ground-truth",
-           "--since", "--until", "--format", "--shadow-model-data", "--shadow-variant", "--shadow-percent"]
+           "--since", "--until", "--format", "--shadow-model-data", "--shadow-variant", "--shadow-percent",
+           "--capture-endpoint", "--capture-variant", "--inference-id", "--data", "--labels", "--baseline"]
 HOSTILE_VALUES = ["", " ", "0", "-1", "1", "5", "99999", "65536", "abc", "nan", "inf", "-inf", "1e309", "1e-320",
                   "9" * 40, "0x10", "1_000", "١٢", "dev", "prod", "qa", "\udcff", "\x00", "a\nb", "a\r\nb", "../x",
                   "/nonexistent/model.tar.gz", "s3://", "s3://bucket", "s3://b/k", "http://", "http://127.0.0.1:abc",
@@ -40,12 +41,19 @@ def nothing_slow(tmp_path_factory):
                         ("AWS_MAX_ATTEMPTS", "1")):
         patch.setenv(name, value)
     patch.delenv("ENDPOINTCTL_DEBUG", raising=False)
-    patch.setattr("endpointctl.training.write_sample_model", lambda out, rows, seed: out)
+    patch.setattr("endpointctl.training.write_sample_model", lambda out, rows, seed, holdout_rows=0: out)
+    patch.setattr("endpointctl.watch.score_in_sandbox", stand_in_scoring)
     patch.setattr("endpointctl.local.serve_forever", lambda **kwargs: 0)
     patch.setattr("serving_runtime.preflight.sandboxed_exit_code", lambda args: 1)
     patch.chdir(tmp_path_factory.mktemp("cwd"))
     yield
     patch.undo()
+
+
+def stand_in_scoring(*args: object) -> dict:
+    from endpointctl.errors import CommandError
+
+    raise CommandError("scoring replaced in this test")
 
 
 def run(argv: list[str]) -> tuple[int, str]:

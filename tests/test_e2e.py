@@ -132,3 +132,14 @@ def test_prod_deploys_and_destroys_keeping_only_its_retained_data(tmp_path):
         assert billable_leftovers() == {"endpoints": [], "endpoint configs": [], "models": []}
         buckets = [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
         assert "acme-sm-rc-fraud-detection-prod" in buckets  # retained on purpose
+
+
+def test_the_live_model_is_watched_from_capture_in_the_local_s3(seen):
+    watched = seen["monitoring"]
+    assert watched["ok"]["verdict"] == "ok" and watched["ok"]["records"] == 300
+    shifted = watched["shifted"]
+    assert shifted["verdict"] == "drift" and shifted["records"] == 300
+    assert [f["index"] for f in shifted["features"] if f["drift"]] == [2]  # the shifted feature, and no other
+    quality = watched["labelled"]["quality"]
+    assert quality["labelled"] == 150 and quality["recall"] is not None
+    assert {"MaxFeaturePSI", "ScorePSI", "FlagRate", "InvalidRate", "Records", "Breach"} <= set(watched["published"])

@@ -130,7 +130,8 @@ def test_an_existing_log_bucket_takes_no_retention_of_ours():
 def test_each_prefix_expires_old_versions_go_and_incomplete_uploads_are_aborted(synthesized, case):
     rules = data_bucket(synthesized, case)["Properties"]["LifecycleConfiguration"]["Rules"]
     expiry = {r["Prefix"]: r["ExpirationInDays"] for r in rules if "Prefix" in r}
-    assert expiry == {"data-capture/": 90, "batch-input/": 30, "batch-output/": 90}
+    assert expiry == {"data-capture/": 90, "batch-input/": 30, "batch-output/": 90, "ground-truth/": 180,
+                      "monitoring/": 400}
     (tidy,) = [r for r in rules if "Prefix" not in r]
     assert tidy["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
     assert tidy["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 7}
@@ -146,7 +147,8 @@ def test_null_keeps_a_prefix():
     env = parse_config(env_config("prod", lifecycle=lifecycle)).environment("prod")
     stack = cdk.Stack(cdk.App())
     rendered = [stack.resolve(r) for r in data_lifecycle_rules(env)]
-    assert {r["prefix"]: r["expiration"] for r in rendered if r.get("prefix")}.keys() == {"data-capture/", "batch-input/"}
+    assert {r["prefix"]: r["expiration"] for r in rendered if r.get("prefix")}.keys() == {
+        "data-capture/", "batch-input/", "ground-truth/", "monitoring/"}
     assert all("noncurrentVersionExpiration" not in r for r in rendered)
 
 
@@ -216,7 +218,9 @@ def test_roles_sagemaker_assumes_require_our_account_and_the_documented_arn_patt
             text = source if isinstance(source, str) else "".join(
                 p if isinstance(p, str) else "<ref>" for p in source["Fn::Join"][1])
             assert text.endswith(":*") and ":sagemaker:" in text and "model/" not in text, text
-    assert trusted == (1 if case == "prod-pinned-imported" else 2)  # the batch role; and the inference role we create
+    monitored = bool(synthesized.resources(case, "AWS::StepFunctions::StateMachine"))
+    # the batch role; the inference role we create; the monitoring job's role
+    assert trusted == (1 if case == "prod-pinned-imported" else 2) + monitored
 
 
 def test_network_interface_statements_only_for_vpc_models_and_only_what_stays_star(synthesized):

@@ -126,7 +126,7 @@ def test_one_rotating_key_encrypts_storage_capture_bucket_topic_and_logs(synthes
     encryption = data_bucket(synthesized, "prod")["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
     assert encryption["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}
     assert synthesized.one("prod", "AWS::SNS::Topic")["Properties"]["KmsMasterKeyId"] == key
-    assert synthesized.one("prod", "AWS::Logs::LogGroup")["Properties"]["KmsKeyId"] == key
+    assert all(group["Properties"]["KmsKeyId"] == key for group in synthesized.resources("prod", "AWS::Logs::LogGroup").values())
     # Serverless takes it too (current SageMaker docs: it encrypts SageMaker's copy of the image).
     assert "KmsKeyId" in synthesized.one("dev", "AWS::SageMaker::EndpointConfig")["Properties"]
 
@@ -229,17 +229,23 @@ def test_ab_dashboard_has_a_line_per_variant(synthesized):
     assert labels == ["invocations Champion", "invocations Challenger"]
 
 
+def _endpoint_log_group(synthesized, case: str) -> tuple[str, dict]:
+    """The endpoint's log group (a monitored endpoint's workflow has its own)."""
+    return next((logical_id, group) for logical_id, group in synthesized.resources(case, "AWS::Logs::LogGroup").items()
+                if group["Properties"].get("LogGroupName", "").startswith("/aws/sagemaker/Endpoints/"))
+
+
 def test_endpoint_log_group_has_retention(synthesized):
     for case, days in (("dev", 30), ("prod", 365)):
-        group = synthesized.one(case, "AWS::Logs::LogGroup")
+        _, group = _endpoint_log_group(synthesized, case)
         assert group["Properties"]["RetentionInDays"] == days
         assert group["Properties"]["LogGroupName"].startswith("/aws/sagemaker/Endpoints/rc-fraud-detection-")
-    assert synthesized.one("prod", "AWS::Logs::LogGroup")["DeletionPolicy"] == "Retain"
+    assert _endpoint_log_group(synthesized, "prod")[1]["DeletionPolicy"] == "Retain"
 
 
 def test_the_endpoint_waits_for_its_log_group_and_is_deleted_first(synthesized):
     for case in synthesized.templates:
-        group = next(iter(synthesized.resources(case, "AWS::Logs::LogGroup")))
+        group, _ = _endpoint_log_group(synthesized, case)
         assert group in synthesized.one(case, "AWS::SageMaker::Endpoint").get("DependsOn", []), case
 
 

@@ -295,12 +295,25 @@ def test_no_service_wide_actions_and_star_resources_only_where_unavoidable(synth
             actions = as_list(statement["Action"])
             assert not any(a == "*" or a.endswith(":*") for a in actions), (case, statement)
             if "*" in as_list(statement["Resource"]):
-                allowed = {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"}
+                allowed = {"ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"} | STEP_FUNCTIONS_LOGS_AND_TRACES
                 if in_a_vpc:  # network interfaces have no resource-level form at creation
                     allowed |= {a for a in actions if a.startswith("ec2:") and ("NetworkInterface" in a or "Describe" in a)}
                 assert set(actions) <= allowed, (case, statement)
                 if "cloudwatch:PutMetricData" in actions:
-                    assert statement["Condition"] == {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}
+                    assert statement["Condition"] in (
+                        {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+                        {"StringEquals": {"cloudwatch:namespace": "FraudModel/Monitoring"}},  # the monitor's workflow
+                    )
+
+
+# A Step Functions workflow's log delivery (CloudWatch Logs vended logs) and X-Ray traces:
+# these actions take only "*" (Step Functions developer guide, "IAM policies for logging"
+# and "X-Ray"); CDK grants them to the monitor's workflow role.
+STEP_FUNCTIONS_LOGS_AND_TRACES = {
+    "logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups", "logs:DescribeResourcePolicies",
+    "logs:GetLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:UpdateLogDelivery",
+    "xray:GetSamplingRules", "xray:GetSamplingTargets", "xray:PutTelemetryRecords", "xray:PutTraceSegments",
+}
 
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,7 +90,26 @@ def monthly_cost(template: dict) -> float | None:
     if shadow is not None and isinstance(shadow.instance_count, int):  # the challenger's added instance hours
         lines.append(cost.instance_line(shadow.name, shadow.instance_type or "?", shadow.instance_count))
     lines.append(cost.data_processed_line(cost.DEFAULT_REQUESTS_PER_DAY))
+    monitor = monitor_instance_type(template)
+    if monitor is not None:
+        lines += cost.monitor_lines(monitor)
     return round(sum(line.monthly_usd for line in lines), 2)
+
+
+_MONITOR_INSTANCE = re.compile(r'"InstanceType":"(ml\.[a-z0-9]+\.[a-z0-9]+)"')
+
+
+def monitor_instance_type(template: dict) -> str | None:
+    """The instance type of the scheduled monitor's job, when the stack has the monitor
+    (a state machine that runs monitoring.job)."""
+    for resource in template.get("Resources", {}).values():
+        if resource.get("Type") != "AWS::StepFunctions::StateMachine":
+            continue
+        definition = json.dumps(resource.get("Properties", {}).get("DefinitionString")).replace('\\"', '"')
+        found = _MONITOR_INSTANCE.search(definition)
+        if "monitoring.job" in definition and found:
+            return found.group(1)
+    return None
 
 
 def _served(stack: Stack) -> Served | None:

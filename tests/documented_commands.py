@@ -101,9 +101,9 @@ class Extracted:
 
 def extract(document: Path) -> Extracted:
     found = Extracted()
-    name = document.relative_to(ROOT).as_posix()
+    name = document.relative_to(ROOT).as_posix() if document.is_relative_to(ROOT) else document.name
     lines = document.read_text().splitlines()
-    fence, language, marker, pending = None, "", None, ""
+    fence, language, marker, pending, start = None, "", None, "", 0
     for number, line in enumerate(lines, 1):
         opened = FENCE.match(line)
         if fence is None and opened:
@@ -118,7 +118,8 @@ def extract(document: Path) -> Extracted:
             if line.strip().startswith(fence[0] * len(fence)) and not line.strip().strip(fence[0]):
                 fence = None
             elif language in SHELL_LANGUAGES:
-                pending = _shell_line(found, f"{name}:{number}", pending + line, marker)
+                start = start if pending else number  # a command continued with `\` is where it starts
+                pending = _shell_line(found, f"{name}:{start}", pending + line, marker)
             elif not language and COMMAND_START.match(line):
                 found.problems.append(f"{name}:{number}: a command in a code block without a language: "
                                       "label the block ```bash (commands are run) or ```text (they are not)")

@@ -41,6 +41,28 @@ def test_the_documents_show_commands_and_each_is_well_formed():
     assert any(c.argv[0] == "endpointctl" for c in SHOWN.commands), "no endpointctl command found in README.md"
 
 
+def test_extraction_reads_shell_blocks_markers_continuations_and_mentions(tmp_path):
+    from tests.documented_commands import extract
+
+    document = tmp_path / "guide.md"
+    document.write_text(
+        "Run `endpointctl status --env NAME` after a deploy.\n\n"
+        "```bash\n$ endpointctl cost --env prod  # monthly\nendpointctl invoke --env dev \\\n  --body '{\"a\": \"#1\"}'\n```\n\n"
+        "<!-- commands: parse -->\n```sh\nnpx cdk deploy --profile prod\n```\n\n"
+        "```json\n{\"endpointctl\": 1}\n```\n\n"
+        "```\nendpointctl status\n```\n")
+    found = extract(document)
+    assert [(c.where, c.argv, c.marker) for c in found.commands] == [
+        ("guide.md:4", ("endpointctl", "cost", "--env", "prod"), None),
+        ("guide.md:5", ("endpointctl", "invoke", "--env", "dev", "--body", '{"a": "#1"}'), None),
+        ("guide.md:11", ("npx", "cdk", "deploy", "--profile", "prod"), "parse"),
+    ]
+    assert found.commands[2].rule().kind == PARSE
+    assert [m.line for m in found.mentions] == ["endpointctl status --env NAME"]
+    assert found.problems == ["guide.md:19: a command in a code block without a language: label the block "
+                              "```bash (commands are run) or ```text (they are not)"]
+
+
 def test_every_shown_command_is_classified():
     unknown = [f"{c.where}: `{c.line}`" for c in SHOWN.commands if c.rule() is None]
     assert not unknown, "the test cannot classify these commands; " + WHAT_TO_DO + ":\n" + "\n".join(unknown)
@@ -92,7 +114,9 @@ def cdk_options(verb: str) -> set[str]:
     """The flags `cdk VERB --help` lists (empty when VERB is not a cdk command)."""
     helped = subprocess.run([str(ROOT / "node_modules" / ".bin" / "cdk"), verb, "--help"],
                             capture_output=True, text=True, timeout=120)
-    return set(re.findall(r"(?<![\w-])(--?[\w-]+)", helped.stdout)) if helped.returncode == 0 else set()
+    # An unknown verb prints the general help (exit 0); a command's own help starts with it.
+    known = helped.returncode == 0 and helped.stdout.lstrip().startswith(f"cdk {verb}")
+    return set(re.findall(r"(?<![\w-])(--?[\w-]+)", helped.stdout)) if known else set()
 
 
 SUITE_COMMANDS = [c for c in SHOWN.commands if c.rule() and c.rule().kind == SUITE]
@@ -196,15 +220,14 @@ def user_environment() -> dict[str, str]:
 
 
 def registered_versions() -> int:
+    """Versions in the deployed registry's group, as `endpointctl register` finds it."""
     import boto3
 
+    from endpointctl.registry import registry
     from stacks.config import load_config
 
-    group = load_config().model_registry.group_name
-    try:
-        return len(boto3.client("sagemaker").list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"])
-    except Exception:
-        return 0
+    group = registry(load_config().registry_environment).group
+    return len(boto3.client("sagemaker").list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"])
 
 
 class Session:
@@ -227,7 +250,7 @@ class Session:
         """`approve N` / `reject N` need N versions: the user registered them (the README
         shows one `register`); registered here the same way."""
         if shown.argv[:2] in (("endpointctl", "approve"), ("endpointctl", "reject")) and shown.argv[2].isdigit():
-            while registered_versions() < int(shown.argv[2]):
+            for _ in range(int(shown.argv[2]) - registered_versions()):
                 done = self.bash("endpointctl register --model-data model.tar.gz")
                 if done.returncode != 0:
                     return f"registering a version before it failed: {done.stderr.strip()[-500:]}"

@@ -170,6 +170,17 @@ def test_an_option_given_without_its_value_takes_its_const_unchanged():
                 assert parser._get_values(action, []) is action.const, f"endpointctl {command} {flag}"
 
 
+def test_transform_local_without_a_url_starts_its_own_endpoint(sample_model, tmp_path):
+    """The command of issue 22, as the help shows it (`--local [URL]`: none to start one)."""
+    from tests.test_cli import endpointctl
+
+    (tmp_path / "x.csv").write_text("0.5,1.2,0.3,0.8,0.1\n-0.2,0.7,1.1,0.4,0.6\n")
+    done = endpointctl("transform", "--input", "x.csv", "--local", "--model-data", str(sample_model), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = (tmp_path / "batch-output" / "x.csv.out").read_text().splitlines()
+    assert len(lines) == 2 and all(line.split(",")[0] in ("0", "1") for line in lines)
+
+
 def test_the_examples_in_help_parse_with_their_option():
     """An `e.g. VALUE` in an option's help is a value that option accepts."""
     import shlex

@@ -167,7 +167,7 @@ def _run(workdir: Path) -> list[Result]:
                    f"HTTP/in-process ratio over 5 blocks {spread(blocks)}",
                ]),
         Result("HTTP p50, 1-row JSON (wrk -t1 -c1, excl. connect)", ms(median([r["wrk"]["p50"] for r in wrk1])),
-               ms(median([r["floor"][1] for r in wrk1])), f"+{ms(wrk_added)}", "— (cross-check)", None, [
+               ms(median([r["floor"][1] for r in wrk1])), f"{'+' if wrk_added >= 0 else '−'}{ms(abs(wrk_added))}", "— (cross-check)", None, [
                    f"{ROUNDS} rounds of {WRK_SECONDS}s; per-round wrk p50 − in-process median: "
                    + ", ".join(ms(r["wrk"]["p50"] - r["floor"][1]) for r in wrk1),
                ]),

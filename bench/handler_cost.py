@@ -1,15 +1,17 @@
 """Handler cost over the floor: input_fn -> predict_fn -> output_fn in process, against
 `model.predict_proba` on the already-parsed rows, interleaved call by call.
 
-Targets: <= 1.25x for a 1-row JSON request and for a 10,000-row CSV request (Accept
-text/csv, as Batch Transform asks). The parts of the handler are timed in the same
+Targets: <= 1.25x predict_proba for a 1-row JSON request; for a 10,000-row CSV request
+(Accept text/csv, as Batch Transform asks) <= 1.10x the exact-text bound below (its ratio
+to predict_proba is shown, as information). The parts of the handler are timed in the same
 rounds, so the breakdown says where the time over the floor goes; the CPU time of each
 call (this thread's) is recorded beside the wall clock, and its ratio is in the
 details: on a loaded machine it is the steadier of the two. For the CSV request the
 details also time Python's correctly rounded float() of every field and repr() of
 every probability: with the image's libraries no conversion of the same values is
-cheaper, so the model plus these two is what a handler with unchanged bytes costs (a
-row of its own).
+cheaper, so the model plus these two is what a handler with unchanged bytes costs. Exact
+text wins over speed (issue 22): the handler keeps correctly rounded parsing and repr()
+output, so that bound is the floor the CSV target is set against.
 
     python -m bench.handler_cost
 """
@@ -38,10 +40,11 @@ from bench._common import (
 )
 
 CASES = [
-    # name, rows, body builder, content type, accept, target ratio, seconds
+    # name, rows, body builder, content type, accept, target ratio over predict_proba (None: info), seconds
     ("handler, 1-row JSON", 1, json_body, JSON_TYPE, JSON_TYPE, 1.25, 10.0),
-    ("handler, 10,000-row CSV", 10_000, csv_body, CSV_TYPE, CSV_TYPE, 1.25, 12.0),
+    ("handler, 10,000-row CSV", 10_000, csv_body, CSV_TYPE, CSV_TYPE, None, 12.0),
 ]
+EXACT_TEXT_TARGET = 1.10  # the CSV handler over model + float() of every field + repr() of every probability
 
 
 def measure_case(handler, name, rows, build, content_type, accept, target, seconds) -> list[Result]:
@@ -90,7 +93,8 @@ def measure_case(handler, name, rows, build, content_type, accept, target, secon
         f"ratio {median(cpu['handler']) / median(cpu['floor']):.2f}×; "
         + ", ".join(f"{key.strip()} {ms(median(values))}" for key, values in cpu.items() if key not in ("floor", "handler")),
     ]
-    results = [Result(name, ms(measured), ms(floor), f"{ratio:.2f}×", f"≤ {target}×", ratio <= target, details)]
+    verdict = (f"≤ {target}×", ratio <= target) if target is not None else ("— (info; target: exact-text bound)", None)
+    results = [Result(name, ms(measured), ms(floor), f"{ratio:.2f}×", *verdict, details)]
     if content_type == CSV_TYPE:
         results.append(exact_text_bound(name, cpu))
     return results
@@ -107,9 +111,9 @@ def exact_text_bound(name: str, cpu: dict[str, list[float]]) -> Result:
     bound = model + text
     return Result(
         f"{name.removeprefix('handler, ')}: handler over model + float()/repr() of every value (CPU)", ms(handler),
-        ms(bound), f"{handler / bound:.2f}×", "— (info)", None,
-        [f"model + float()/repr() = predict_proba {ms(model)} + {ms(text)} = {bound / model:.2f}× predict_proba: "
-         "with the image's conversions and the response bytes unchanged, ≤ 1.25× is out of reach"],
+        ms(bound), f"{handler / bound:.2f}×", f"≤ {EXACT_TEXT_TARGET}×", handler / bound <= EXACT_TEXT_TARGET,
+        [f"exact-text bound = predict_proba {ms(model)} + float()/repr() {ms(text)} = {bound / model:.2f}× predict_proba "
+         "(the image has no faster correctly rounded conversion)"],
     )
 
 

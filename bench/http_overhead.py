@@ -2,8 +2,9 @@
 
 - latency: a sequential client in another process (bench._seq_client) alternates,
   request by request, a POST over a fresh loopback connection to
-  `LocalEndpoint(workers=1)` and an in-process `handler.invoke`. Target: HTTP adds
-  <= 1 ms at p50. The HTTP time includes TCP connect (each request says
+  `LocalEndpoint(workers=1)` and an in-process `handler.invoke`. Target: HTTP p50 <=
+  1.30x the in-process p50 of the same run (issue 22 made the former "adds <= 1 ms" a
+  ratio: 1 ms over the 3.4 ms floor it was set on). The HTTP time includes TCP connect (each request says
   `Connection: close`) and the client's own socket calls. wrk -t1 -c1 --latency p50
   (which starts its clock after connect) is reported as a cross-check.
 - throughput: wrk -t1 -cN against `LocalEndpoint(workers=N)`, N = 1 and 2, against
@@ -46,7 +47,7 @@ from bench._common import (
 CLIENT_SECONDS = 8
 ROUNDS = 7
 WRK_SECONDS = 1
-P50_LIMIT = 1e-3
+P50_TARGET = 1.30  # HTTP p50 ÷ in-process p50
 THROUGHPUT_TARGET = 0.8
 
 
@@ -160,13 +161,13 @@ def _run(workdir: Path) -> list[Result]:
     wrk_added = median([r["wrk"]["p50"] - r["floor"][1] for r in wrk1])
     results = [
         Result("HTTP p50, 1-row JSON (sequential client, new connection each)", ms(http_p50), ms(inproc_p50),
-               f"+{ms(added)}", "adds ≤ 1 ms", added <= P50_LIMIT, [
-                   f"{len(latency['http'])} requests alternated with as many in-process calls over {CLIENT_SECONDS}s; "
+               f"{http_p50 / inproc_p50:.2f}×", f"≤ {P50_TARGET:.2f}×", http_p50 / inproc_p50 <= P50_TARGET, [
+                   f"HTTP adds {ms(added)} at p50; {len(latency['http'])} requests alternated with as many in-process calls over {CLIENT_SECONDS}s; "
                    f"p90 HTTP {ms(sorted(latency['http'])[len(latency['http']) * 9 // 10])}; "
                    f"HTTP/in-process ratio over 5 blocks {spread(blocks)}",
                ]),
         Result("HTTP p50, 1-row JSON (wrk -t1 -c1, excl. connect)", ms(median([r["wrk"]["p50"] for r in wrk1])),
-               ms(median([r["floor"][1] for r in wrk1])), f"+{ms(wrk_added)}", "— (cross-check)", None, [
+               ms(median([r["floor"][1] for r in wrk1])), f"{'+' if wrk_added >= 0 else '−'}{ms(abs(wrk_added))}", "— (cross-check)", None, [
                    f"{ROUNDS} rounds of {WRK_SECONDS}s; per-round wrk p50 − in-process median: "
                    + ", ".join(ms(r["wrk"]["p50"] - r["floor"][1]) for r in wrk1),
                ]),

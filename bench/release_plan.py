@@ -1,6 +1,8 @@
 """Release plan: `endpointctl plan` over two three-stack cloud assemblies (dev, staging,
 prod) whose model differs (the sample model, seed 7 → seed 8), model diff included.
-Target (issue 11): under 10 s on this 2-core machine.
+Target: <= 10x the floor below, measured in the same run (issue 11 set "under 10 s" when
+the floor was 1.03 s; issue 22 turned absolute targets into ratios, as machines differ
+by up to 2x from day to day).
 
 Measured: `python -m endpointctl plan --base A --head B --format json`, start to exit:
 reading both assemblies, the resource/endpoint/IAM/alarm/data/cost sections for three
@@ -25,7 +27,7 @@ from pathlib import Path
 from bench._common import CACHE, ROOT, Result, main_for, median, spread
 
 ROUNDS = 5
-TARGET_S = 10.0
+TARGET = 10.0  # plan ÷ bare model loads
 ENVIRONMENTS = ("dev", "staging", "prod")
 
 
@@ -83,7 +85,7 @@ def run() -> list[Result]:
     measured, floor = median(plans), median(floors)
     return [Result(
         "release plan, 3 stacks, model diff included", f"{measured:.2f} s", f"{floor:.2f} s (bare model loads)",
-        f"{measured / floor:.2f}×", f"< {TARGET_S:g} s", measured < TARGET_S,
+        f"{measured / floor:.2f}×", f"≤ {TARGET:g}×", measured / floor <= TARGET,
         [f"{ROUNDS} alternated rounds; plan {', '.join(f'{p:.2f}' for p in plans)} s; floor "
          f"{', '.join(f'{f:.2f}' for f in floors)} s; per-round ratio {spread([p / f for p, f in zip(plans, floors)])}",
          f"the same plan with nothing changed (no model load): median {median(unchanged):.2f} s "

@@ -165,6 +165,18 @@ def time(value: str) -> datetime:
 PORT = whole_number(1, 65535, what="a port")
 
 
+class _StartOne:
+    """The value of an optional-URL option given without a URL (`transform --local`):
+    start a local endpoint. Not a string on purpose: argparse runs a string `const`
+    through the option's `type`, so "" met the URL check and `--local` alone exited 2."""
+
+    def __repr__(self) -> str:
+        return "START_ONE"
+
+
+START_ONE = _StartOne()
+
+
 # ------------------------------------------------------------------ environment
 
 

@@ -106,7 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=arguments.path, required=True, help="CSV file, one record per line, no header")
     p.add_argument("--output", type=arguments.path, default=Path("batch-output"), help="folder for <input>.out (default: batch-output/)")
     p.add_argument("--env", default="dev", help=ENV_HELP + " (default: dev)")
-    p.add_argument("--local", nargs="?", const="", type=arguments.http_url, metavar="URL",
+    p.add_argument("--local", nargs="?", const=arguments.START_ONE, type=arguments.http_url, metavar="URL",
                    help="run through a local endpoint: URL of a running one, or none to start one")
     p.add_argument("--model-data", type=arguments.path, default=Path("model.tar.gz"), help="with --local and no URL: model to serve")
     p.add_argument("--max-payload-mb", type=arguments.whole_number(1, 100, what="MB"), help="mini-batch size limit, MB (default: from config)")

@@ -22,6 +22,7 @@ from typing import Iterator
 
 from botocore.exceptions import ClientError
 
+from endpointctl.arguments import START_ONE
 from endpointctl.errors import CommandError
 from serving_config.config import Environment
 from endpointctl.invoke import post_local
@@ -121,7 +122,7 @@ def run_transform(args: argparse.Namespace) -> int:
 
     with ExitStack() as stack:
         url = args.local
-        if not url:
+        if url is START_ONE:
             from endpointctl.local import LocalEndpoint
 
             endpoint = LocalEndpoint(

@@ -59,7 +59,8 @@ def nginx_config(rendered: str, run_dir: Path) -> str:
 
 
 def start_image_server(model_archive: Path, code_archive: Path, workdir: Path, *,
-                       default_accept: str = "application/json", workers: int = 1) -> ImageContainer:
+                       default_accept: str = "application/json", workers: int = 1,
+                       poll_interval: float = 0.05) -> ImageContainer:
     for needed, how in ((IMAGE_VENV / "bin" / "gunicorn", "the image's serving code"), (NGINX_DIR / "usr" / "sbin" / "nginx", "nginx")):
         if not needed.exists():
             raise ImageStackMissing(f"{how} is not installed: run `make test` (it builds .venv-image and .tools/nginx)")
@@ -95,7 +96,7 @@ def start_image_server(model_archive: Path, code_archive: Path, workdir: Path, *
                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     container = ImageContainer(f"http://127.0.0.1:{port}", [nginx, gunicorn], log)
     try:
-        wait_for_ping(container.url, timeout=60, process=gunicorn)
+        wait_for_ping(container.url, timeout=60, process=gunicorn, poll_interval=poll_interval)
     except Exception:
         container.stop()
         log.seek(0)

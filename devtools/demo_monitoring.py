@@ -102,6 +102,7 @@ def _job_and_publish(s3, bucket: str, baseline: dict, endpoint_name: str, start:
     """What the scheduled workflow does: SageMaker copies the window's capture in, the
     isolated job writes metrics.json, the workflow publishes it with PutMetricData."""
     inputs = workdir / "job-input"
+    inputs.mkdir(parents=True, exist_ok=True)
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="data-capture/"):
         for item in page.get("Contents", ()):
             target = inputs / "capture" / item["Key"].removeprefix("data-capture/")

@@ -128,7 +128,10 @@ def serve_forever(
                         "--capture-variant", capture.variant]
         challenger = _challenger(shadow, capture, command, model_archive=fetch(shadow.model_data, workdir, "shadow.tar.gz")
                                  if shadow is not None else None, passed_env=passed_env)
-        with listener, challenger, untrusted_child(extra_env=passed_env, memory_bytes=SERVER_MEMORY_BYTES) as child:
+        # The sandbox lets the server write its scratch folder and the capture folder, nothing else.
+        writable = [Path(command[command.index("--capture-dir") + 1])] if capture is not None else []
+        with listener, challenger, untrusted_child(extra_env=passed_env, memory_bytes=SERVER_MEMORY_BYTES,
+                                                   writable=writable) as child:
             def start() -> subprocess.Popen:
                 process = child.popen(command, pass_fds=(listener.fileno(),))
                 listener.close()  # the child holds it now
@@ -161,7 +164,8 @@ def _challenger(shadow: ShadowServing | None, capture: Capture | None, champion_
     listener = socket.create_server(("127.0.0.1", 0))
     command[command.index("--listen-fd") + 1] = str(listener.fileno())
     port = listener.getsockname()[1]
-    with listener, untrusted_child(extra_env=passed_env, memory_bytes=SERVER_MEMORY_BYTES) as child:
+    with listener, untrusted_child(extra_env=passed_env, memory_bytes=SERVER_MEMORY_BYTES,
+                                   writable=[Path(folder)]) as child:
         process = child.popen([*command, "--capture-copies"], pass_fds=(listener.fileno(),))
         listener.close()
         copier = ShadowCopier(Path(folder), endpoint=capture.endpoint, variant=capture.variant,

@@ -125,7 +125,8 @@ def _beneath(path: str, folder: str) -> bool:
 @dataclass(frozen=True)
 class Confinement:
     """What one child may touch: `readable` paths are exceptions inside `hidden`;
-    `scratch` is the only place it may write."""
+    `scratch` is where it may write, and the `writable` folders its caller named (a
+    capture folder the server writes to, nothing else)."""
 
     method: str
     scratch: str
@@ -134,10 +135,11 @@ class Confinement:
     isolate_network: bool  # a network namespace of its own
     deny_tcp: bool = False  # Landlock ABI 4+: no TCP bind or connect (with or without the namespace)
     read_roots: tuple[str, ...] = ()  # Landlock's read rules, found before the fork
+    writable: tuple[str, ...] = ()
 
     @classmethod
     def for_child(cls, *, method: str, scratch: Path, needed: Iterable[str], isolate_network: bool,
-                  deny_tcp: bool = False) -> Confinement:
+                  deny_tcp: bool = False, writable: Iterable[Path] = ()) -> Confinement:
         hidden = hidden_paths()
         scratch_path = os.path.realpath(scratch)
         readable = set()
@@ -154,6 +156,7 @@ class Confinement:
             _libc()  # looked up here, not in the child
         return cls(method=method, scratch=scratch_path, hidden=hidden, readable=readable_sorted,
                    isolate_network=isolate_network, deny_tcp=deny_tcp,
+                   writable=tuple(os.path.realpath(path) for path in writable),
                    read_roots=tuple(_readable_roots("/", hidden, readable_sorted)) if method == LANDLOCK else ())
 
     def apply(self) -> None:
@@ -192,7 +195,8 @@ def _shut_with_landlock(confinement: Confinement) -> None:
         read = _FS_READ_FILE | _FS_READ_DIR | _FS_EXECUTE
         for path in confinement.read_roots:
             _allow(ruleset, path, read)
-        _allow(ruleset, confinement.scratch, handled)
+        for folder in (confinement.scratch, *confinement.writable):
+            _allow(ruleset, folder, handled)
         _allow(ruleset, "/dev/null", _FS_READ_FILE | _FS_WRITE_FILE)
         # POSIX semaphores and shared memory (joblib tests for them at import, and falls back
         # to serial with a warning): plain files only.
@@ -250,7 +254,7 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
 
 def _shut_with_mounts(confinement: Confinement) -> None:
     _mount(None, "/", None, _MS_REC | _MS_PRIVATE)  # nothing below propagates back to the caller
-    kept = confinement.readable + (confinement.scratch,)
+    kept = confinement.readable + (confinement.scratch,) + confinement.writable
     held = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in kept}  # reachable once the homes are covered
     for path in confinement.hidden:
         if any(_beneath(path, other) for other in confinement.hidden if other != path):
@@ -267,7 +271,7 @@ def _shut_with_mounts(confinement: Confinement) -> None:
             open(path, "w").close()
         _mount(f"/proc/self/fd/{fd}", path, None, _MS_BIND | _MS_REC)
         os.close(fd)
-    _remount_read_only(except_beneath=confinement.scratch)
+    _remount_read_only(except_beneath=(confinement.scratch, *confinement.writable))
     if os.path.isdir(SHARED_MEMORY):  # POSIX semaphores and shared memory: a private, empty one
         _mount("tmpfs", SHARED_MEMORY, "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, "size=64m,mode=1777")
     try:
@@ -280,13 +284,13 @@ def _shut_with_mounts(confinement: Confinement) -> None:
 _OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
 
 
-def _remount_read_only(*, except_beneath: str) -> None:
+def _remount_read_only(*, except_beneath: tuple[str, ...]) -> None:
     with open("/proc/self/mountinfo") as stream:
         mounts = [line.split() for line in stream]
     failed = []
     for fields in mounts:
         point = _OCTAL_ESCAPE.sub(lambda match: chr(int(match.group(1), 8)), fields[4])  # \040 is a space
-        if _beneath(point, except_beneath) or _beneath(point, "/proc"):  # /proc is covered next
+        if any(_beneath(point, folder) for folder in except_beneath) or _beneath(point, "/proc"):  # /proc is covered next
             continue
         flags = sum(_KEPT_MOUNT_FLAGS.get(option, 0) for option in fields[5].split(","))
         try:

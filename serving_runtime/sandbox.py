@@ -109,6 +109,7 @@ class UntrustedChild:
     filesystem: str  # LANDLOCK, NAMESPACES or NONE
     scratch: Path
     needs_network: bool = False
+    writable: tuple[Path, ...] = ()  # folders besides the scratch one it may write (serve's capture)
 
     def confinement(self, argv: Sequence[str]) -> Confinement:
         """Readable inside the caller's homes: the interpreter, the project (the child imports
@@ -116,7 +117,8 @@ class UntrustedChild:
         needed = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.executable, str(CODE_ROOT), *sys.path,
                   *(arg for arg in argv if os.sep in arg)]
         return Confinement.for_child(method=self.filesystem, scratch=self.scratch, needed=needed,
-                                     isolate_network=self.network_isolated, deny_tcp=not self.needs_network)
+                                     isolate_network=self.network_isolated, deny_tcp=not self.needs_network,
+                                     writable=self.writable)
 
     def preexec_fn(self, argv: Sequence[str]) -> Callable[[], None]:
         return _in_child(self.confinement(argv), self.memory_bytes)
@@ -154,8 +156,10 @@ def untrusted_child(
     extra_env: Mapping[str, str] | None = None,
     memory_bytes: int = DEFAULT_MEMORY_BYTES,
     needs_network: bool = False,
+    writable: Sequence[Path] = (),
 ) -> Iterator[UntrustedChild]:
-    """A sandbox for one child process; its scratch HOME is removed on exit."""
+    """A sandbox for one child process; its scratch HOME is removed on exit. `writable`:
+    folders it may write besides its scratch one (they must exist)."""
     filesystem = filesystem_confinement()
     if filesystem == NONE:
         print(UNCONFINED_WARNING, file=sys.stderr, flush=True)
@@ -167,4 +171,5 @@ def untrusted_child(
             filesystem=filesystem,
             scratch=Path(home),
             needs_network=needs_network,
+            writable=tuple(writable),
         )

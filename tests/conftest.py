@@ -33,7 +33,7 @@ def tar_bytes(members: dict[str, bytes]) -> bytes:
     return raw.getvalue()
 
 
-def serving_config(**overrides: Any) -> dict[str, Any]:
+def serving_settings(**overrides: Any) -> dict[str, Any]:
     """A deep copy of cdk.json's `serving` object with top-level overrides."""
     raw = copy.deepcopy(CONTEXT["serving"])
     raw.update(overrides)
@@ -42,7 +42,7 @@ def serving_config(**overrides: Any) -> dict[str, Any]:
 
 def env_config(name: str, endpoint: dict | None = None, **env_overrides: Any) -> dict[str, Any]:
     """cdk.json's `serving` object with one environment's keys overridden."""
-    raw = serving_config()
+    raw = serving_settings()
     merged = {**raw["environments"][name], **env_overrides}
     if endpoint is not None:
         merged["endpoint"] = endpoint
@@ -96,8 +96,8 @@ def release_assemblies(sample_model: Path, retrained_model: Path, tmp_path_facto
     root = tmp_path_factory.mktemp("release")
     environments = ("dev", "staging", "prod")
     return {
-        "base": synth_assembly(serving_config(model_data=str(sample_model)), environments, root / "base"),
-        "retrained": synth_assembly(serving_config(model_data=str(retrained_model)), environments, root / "retrained"),
+        "base": synth_assembly(serving_settings(model_data=str(sample_model)), environments, root / "base"),
+        "retrained": synth_assembly(serving_settings(model_data=str(retrained_model)), environments, root / "retrained"),
     }
 
 
@@ -135,8 +135,8 @@ def _cases(sample_model: Path, challenger: Path) -> dict[str, dict[str, Any]]:
     bucket, an A/B split, environments of other names (qa, prod-dr), and prod with a challenger
     as a shadow."""
     model = str(sample_model)
-    base = serving_config(model_data=model)
-    pinned = serving_config(model_data=model)
+    base = serving_settings(model_data=model)
+    pinned = serving_settings(model_data=model)
     pinned["environments"]["prod"].update(
         account="111111111111",
         region="ap-northeast-1",
@@ -147,7 +147,7 @@ def _cases(sample_model: Path, challenger: Path) -> dict[str, dict[str, Any]]:
         network={"subnet_ids": ["subnet-0a1b2c3d4e5f60718", "subnet-0a1b2c3d4e5f60719"],
                  "security_group_ids": ["sg-0a1b2c3d4e5f60718"], "isolation": True},
     )
-    ab = serving_config(model_data=model)
+    ab = serving_settings(model_data=model)
     ab["environments"]["staging"] = {
         "endpoint": {
             "kind": "instance",
@@ -161,7 +161,7 @@ def _cases(sample_model: Path, challenger: Path) -> dict[str, dict[str, Any]]:
         "network": {"subnet_ids": ["subnet-0a1b2c3d4e5f60718"], "security_group_ids": ["sg-0a1b2c3d4e5f60718"]},
     }
     named = with_qa_and_dr(base)
-    shadow = serving_config(model_data=model)
+    shadow = serving_settings(model_data=model)
     shadow["environments"]["prod"]["endpoint"]["shadow"] = {
         "name": "Challenger", "model_data": str(challenger), "sampling_percent": 50,
         "instance_count": 1, "autoscaling": {"min_instances": 1, "max_instances": 2},

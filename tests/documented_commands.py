@@ -52,7 +52,7 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule(r"^make (test|demo)\b", SUITE, "the suite is `make test`; `make demo` is `endpointctl demo`, run by tests/test_e2e.py"),
+    Rule(r"^make (test|demo)\b", SUITE, "the suite is `make test`; `make demo` is `python -m devtools.demo`, run by tests/test_e2e.py"),
     Rule(r"^make (setup|bench|synth|snapshot-update)\b", SUITE, "sets up or measures the machine the suite runs on"),
     Rule(r"^export PATH=", SHELL, "puts the project's CDK CLI and endpointctl on PATH", phase=SETUP),
     Rule(r"--profile\b", PARSE, "names an AWS profile: another account, real AWS only"),
@@ -73,7 +73,7 @@ RULES: tuple[Rule, ...] = (
 )
 
 # Placeholders in the documents, and what the run puts in their place.
-PLACEHOLDERS = {"ACCOUNT": "123456789012", "REGION": "us-east-1"}  # endpointctl.demo's local account
+PLACEHOLDERS = {"ACCOUNT": "123456789012", "REGION": "us-east-1"}  # devtools.demo's local account
 
 
 @dataclass(frozen=True)

@@ -189,9 +189,9 @@ def test_env_fills_the_capture_location_and_variant_names(capture: Path, capsys,
     stack's outputs (here a local folder standing in for s3://<BucketName>/data-capture/)."""
     import endpointctl.aws
     from serving_config.config import parse_config
-    from tests.conftest import serving_config
+    from tests.conftest import serving_settings
 
-    raw = serving_config()
+    raw = serving_settings()
     endpoint = raw["environments"]["prod"]["endpoint"]
     endpoint["shadow"] = {"name": "Challenger", "model_data": "challenger.tar.gz", "sampling_percent": 10}
     config = parse_config(raw)

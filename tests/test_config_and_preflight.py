@@ -13,7 +13,7 @@ import joblib
 import pytest
 
 from serving_config.config import ConfigError, load_config, parse_config
-from tests.conftest import ROOT, env_config, serving_config, tar_bytes
+from tests.conftest import ROOT, env_config, serving_settings, tar_bytes
 
 
 def problems_of(raw) -> str:
@@ -55,7 +55,7 @@ def test_bad_environment_values_name_key_value_and_allowed(overrides, expected):
 
 
 def test_environment_without_a_tier_and_unknown_top_level_key():
-    raw = serving_config()
+    raw = serving_settings()
     raw["environments"]["qa"] = {}
     raw["colour"] = "blue"
     message = problems_of(raw)
@@ -66,12 +66,12 @@ def test_environment_without_a_tier_and_unknown_top_level_key():
 
 
 def test_names_too_long_or_with_bad_characters():
-    message = problems_of(serving_config(team_fullname="RiskControlAndFraudPreventionDepartment"))
+    message = problems_of(serving_settings(team_fullname="RiskControlAndFraudPreventionDepartment"))
     assert "role name 'SageMaker-RiskControlAndFraudPreventionDepartment-FraudDetection-Dev-InferenceRole'" in message
     assert "at most 64" in message
-    message = problems_of(serving_config(project="fraud_detection"))
+    message = problems_of(serving_settings(project="fraud_detection"))
     assert 'project: got "fraud_detection"; allowed: lowercase letters, digits and hyphens' in message
-    message = problems_of(serving_config(project="fraud-detection-for-the-whole-risk-control-organisation"))
+    message = problems_of(serving_settings(project="fraud-detection-for-the-whole-risk-control-organisation"))
     assert "endpoint name 'rc-fraud-detection-for-the-whole-risk-control-organisation-staging-serverless'" in message
 
 

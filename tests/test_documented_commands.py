@@ -311,7 +311,7 @@ class Session:
 def test_runnable_commands_succeed_on_the_local_aws(tmp_path):
     """Each runnable command, as typed, in one workspace on one local AWS; all failures
     are reported together."""
-    from endpointctl.demo import local_aws
+    from devtools.demo import local_aws
 
     assert RUNNABLE, "no runnable command found in the documents"
     session = Session(workspace(tmp_path))

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from serving_config.config import ConfigError, parse_config
-from tests.conftest import CDK_JSON, DR_REGION, serving_config, with_qa_and_dr
+from tests.conftest import CDK_JSON, DR_REGION, serving_settings, with_qa_and_dr
 
 CONNECTION = "arn:aws:codeconnections:eu-west-1:111111111111:connection/abcd1234-ab12-cd34-ef56-abcdef123456"
 
@@ -24,17 +24,17 @@ def problems(raw: dict) -> list[str]:
 
 
 def named() -> dict:
-    return with_qa_and_dr(serving_config())
+    return with_qa_and_dr(serving_settings())
 
 
 # ------------------------------------------------------------------ tiers
 
 
 def test_dev_staging_and_prod_are_their_own_tier_without_saying_so():
-    config = parse_config(serving_config())
+    config = parse_config(serving_settings())
     assert {name: env.tier for name, env in config.environments.items()} == {
         "dev": "dev", "staging": "staging", "prod": "prod"}
-    raw = serving_config()
+    raw = serving_settings()
     raw["environments"]["prod"]["tier"] = "prod"  # saying it is allowed
     assert parse_config(raw).environment("prod").tier == "prod"
 
@@ -85,7 +85,7 @@ def test_a_prod_tier_environment_keeps_prods_rules():
      "InferenceRole' has 67 characters; at most 64"),
 ])
 def test_a_bad_environment_is_one_line(environments, expected):
-    raw = serving_config()
+    raw = serving_settings()
     for name, env in environments.items():
         raw["environments"][name] = {**raw["environments"].get(name, {}), **env}
     assert problems(raw) == [expected]
@@ -97,7 +97,7 @@ def test_the_registry_host_is_named_or_the_only_dev_tier_environment():
     raw["environments"]["sandbox"] = {"tier": "dev"}
     raw["model_registry"] = {"environment": "sandbox"}
     assert parse_config(raw).registry_environment == "sandbox"
-    only_named = {**serving_config(), "environments": {"qa": {"tier": "staging"}, "prod-dr": {"tier": "prod",
+    only_named = {**serving_settings(), "environments": {"qa": {"tier": "staging"}, "prod-dr": {"tier": "prod",
                   "alarms": {"email": "oncall@acme.example"}}}}
     assert parse_config(only_named).registry_environment == "qa"  # no dev tier: the first, as before
 
@@ -124,7 +124,7 @@ def test_every_derived_name_fits_at_the_longest_accepted_name():
     64 are the tightest) fits every limit; one more letter is refused in one line."""
     from serving_config.settings import SAGEMAKER_NAME
 
-    raw = serving_config()
+    raw = serving_settings()
     raw["environments"]["abcdefghijklm"] = {"tier": "staging", "endpoint": {"kind": "serverless"}}
     env = parse_config(raw).environment("abcdefghijklm")
     for what, name, _, limit in env.limited_names():
@@ -175,7 +175,7 @@ def test_the_pipeline_stack_runs_its_stages_in_the_configured_order():
     from stacks.app_stacks import build_stacks
     from tests.test_pipeline import ARTIFACT, S3_ARCHIVE_OPEN
 
-    raw = with_pipeline(with_qa_and_dr(serving_config(model_data=ARTIFACT)), ["dev", "qa", "staging", "prod-dr", "prod"])
+    raw = with_pipeline(with_qa_and_dr(serving_settings(model_data=ARTIFACT)), ["dev", "qa", "staging", "prod-dr", "prod"])
     for i, env in enumerate(raw["environments"].values()):
         env.update(account=f"{i + 1}" * 12, region=env.get("region") or "eu-west-1", network=S3_ARCHIVE_OPEN)
     config = parse_config(raw)
@@ -234,7 +234,7 @@ def test_endpointctl_help_lists_no_fixed_environments(capsys):
 def test_cdk_synth_c_env_qa_and_prod_dr(tmp_path, sample_model):
     from tests.test_promotion_e2e import cdk_in, project
 
-    folder = project(tmp_path / "named", with_qa_and_dr(serving_config(model_data=str(sample_model))))
+    folder = project(tmp_path / "named", with_qa_and_dr(serving_settings(model_data=str(sample_model))))
     for env, endpoint, region in (("qa", "rc-fraud-detection-qa-serverless", None),
                                   ("prod-dr", "rc-fraud-detection-prod-dr-realtime", DR_REGION)):
         done = cdk_in(folder, "synth", "-c", f"env={env}", "--quiet")
@@ -256,7 +256,7 @@ def test_cdk_synth_refuses_an_unknown_tier_and_two_registry_hosts_one_line_each(
         ({"sandbox": {"tier": "dev"}}, "model_registry.environment: got null; allowed: one of dev, sandbox: each is "
                                        "of tier dev and could host the model registry; name the one whose stack creates it"),
     ):
-        raw = serving_config()
+        raw = serving_settings()
         raw["environments"].update(environments)
         failed = cdk_in(project(tmp_path / next(iter(environments)), raw), "synth", "-c", "env=dev", "--quiet")
         assert failed.returncode != 0 and "Traceback" not in failed.stderr
@@ -278,7 +278,7 @@ def test_qa_and_prod_dr_deploy_on_the_local_aws_and_answer_endpointctl(tmp_path,
     from devtools.demo import ACCOUNT, bootstrap, cdk, local_aws
     from tests.test_promotion_e2e import cdk_in, project
 
-    folder = project(tmp_path / "named", with_qa_and_dr(serving_config(model_data=str(sample_model))))
+    folder = project(tmp_path / "named", with_qa_and_dr(serving_settings(model_data=str(sample_model))))
     monkeypatch.setattr(serving_config.config, "CDK_JSON", folder / "cdk.json")
     with local_aws():
         bootstrap(tmp_path)

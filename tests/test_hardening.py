@@ -8,7 +8,7 @@ import json
 import pytest
 
 from serving_config.config import ConfigError, parse_config
-from tests.conftest import CONTEXT, env_config, serving_config
+from tests.conftest import CONTEXT, env_config, serving_settings
 from tests.test_stack import CASES, _logical_id, as_list, data_bucket, statements
 
 SERVERLESS = ("dev", "staging")
@@ -165,7 +165,7 @@ def test_cost_shows_what_storage_is_kept():
 def test_cost_shows_what_the_pipeline_keeps_in_the_registry_environment():
     from endpointctl.cost import delivery_lines
 
-    raw = serving_config(pipeline={"connection_arn": "arn:aws:codeconnections:eu-west-1:111111111111:connection/"
+    raw = serving_settings(pipeline={"connection_arn": "arn:aws:codeconnections:eu-west-1:111111111111:connection/"
                                    "abcd1234-ab12-cd34-ef56-abcdef123456", "repository": "acme/fraud-endpoint",
                                    "artifact_days": 30})
     config = parse_config(raw)
@@ -175,7 +175,7 @@ def test_cost_shows_what_the_pipeline_keeps_in_the_registry_environment():
         "  build logs in /aws/codebuild/rc-fraud-detection-pipeline: 365 days (every CodeBuild step of the pipeline)",
     ]
     assert delivery_lines(config.environment("prod")) == []  # the pipeline lives in the registry's account
-    assert delivery_lines(parse_config(serving_config()).environment("dev")) == []  # no pipeline configured
+    assert delivery_lines(parse_config(serving_settings()).environment("dev")) == []  # no pipeline configured
 
 
 # ------------------------------------------------------------------ key, trust

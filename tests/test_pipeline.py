@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from tests.conftest import CONTEXT, serving_config
+from tests.conftest import CONTEXT, serving_settings
 from tests.test_snapshots import normalized
 
 ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
@@ -37,7 +37,7 @@ S3_ARCHIVE_OPEN = {"isolation": False, "isolation_off_reason": "the artifact com
 
 
 def three_accounts() -> dict:
-    raw = serving_config(model_data=ARTIFACT)
+    raw = serving_settings(model_data=ARTIFACT)
     for name, account in ACCOUNTS.items():
         raw["environments"][name].update(account=account, region=REGION)
     raw["environments"]["dev"]["network"] = S3_ARCHIVE_OPEN
@@ -449,7 +449,7 @@ def test_c_pipeline_true_without_a_pipeline_key_is_one_line():
     from serving_config.config import parse_config
 
     with pytest.raises(ValueError) as raised:
-        build_stacks(cdk.App(context=CONTEXT), parse_config(serving_config()), env_name="dev", pipeline=True,
+        build_stacks(cdk.App(context=CONTEXT), parse_config(serving_settings()), env_name="dev", pipeline=True,
                      refresh=False, context_file=None)
     assert str(raised.value) == ("pipeline: missing; allowed: an object with connection_arn, repository and branch "
                                  "(cdk.json context serving.pipeline) to synthesize with -c pipeline=true")

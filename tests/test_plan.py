@@ -13,7 +13,7 @@ import pytest
 
 from endpointctl.plan import make_plan
 from endpointctl.plan.synth import synth_assembly
-from tests.conftest import serving_config
+from tests.conftest import serving_settings
 from tests.test_cli import endpointctl
 
 def _with(serving: dict, env: str, **overrides) -> dict:
@@ -32,7 +32,7 @@ def _endpoint(serving: dict, env: str, **overrides) -> dict:
 def assemblies(sample_model, release_assemblies, tmp_path_factory) -> dict[str, Path]:
     """name -> cloud assembly; `base` holds dev, staging and prod on model v1, `retrained`
     the same on v2 (conftest); each other variant changes one thing, in one stack."""
-    base = serving_config(model_data=str(sample_model))
+    base = serving_settings(model_data=str(sample_model))
     prod_alarms = {**base["environments"]["prod"].get("alarms", {}), "model_latency_ms": 1500}
     variants = {
         "dev-again": (base, ("dev",)),

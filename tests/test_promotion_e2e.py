@@ -31,7 +31,7 @@ import pytest
 
 from devtools.demo import ACCOUNT as LOCAL_ACCOUNT
 from serving_config.paths import PROJECT_ROOT
-from tests.conftest import CDK_JSON, serving_config
+from tests.conftest import CDK_JSON, serving_settings
 from tests.test_cli import endpointctl
 
 pytestmark = pytest.mark.e2e
@@ -85,7 +85,7 @@ def promotion(tmp_path_factory, sample_model, second_model):
     work = tmp_path_factory.mktemp("promotion")
     seen: dict = {}
     with local_aws():
-        as_configured = with_accounts(serving_config(model_data=str(sample_model)))
+        as_configured = with_accounts(serving_settings(model_data=str(sample_model)))
         first = project(work / "as-configured", as_configured)
         bootstrap(work)
         done = cdk_in(first, "deploy", "-c", "env=dev", "--require-approval", "never")

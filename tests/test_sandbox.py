@@ -467,3 +467,24 @@ def _confined_as_nobody(tmp_path: Path, python: str, attempt: str) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[:2] == [f"{LANDLOCK} refused", f"{NAMESPACES} refused"], result.stdout
     assert (project / "inference" / "inference.py").read_text() == "# the handler\n"
+
+
+def test_a_folder_the_caller_names_writable_is_the_only_one_besides_the_scratch(tmp_path, confinement, caller_project):
+    """`serve --capture DIR` lets its sandboxed server write DIR: that folder, and still
+    neither the project beside it nor anything else."""
+    capture = tmp_path / "capture"
+    capture.mkdir()
+    script = ("import sys\n"
+              "for path in sys.argv[1:]:\n"
+              "    try:\n"
+              "        open(path, 'w').write('x'); print('wrote', path)\n"
+              "    except OSError as error:\n"
+              "        print('refused', path, error.errno)\n")
+    targets = [str(capture / "record.jsonl"), str(caller_project / "inference" / "inference.py"),
+               str(tmp_path / "beside.txt")]
+    with sandbox.untrusted_child(writable=[capture]) as child:
+        result = child.run([sys.executable, "-c", script, *targets], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == f"wrote {targets[0]}"
+    assert all(line.startswith("refused") for line in result.stdout.splitlines()[1:]), result.stdout
+    assert (capture / "record.jsonl").read_text() == "x"

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from serving_config.config import ConfigError, parse_config
-from tests.conftest import env_config, serving_config
+from tests.conftest import env_config, serving_settings
 
 SHADOW = {"model_data": "challenger.tar.gz", "sampling_percent": 20}
 
 
 def prod_with(shadow: dict | None = None, **endpoint_changes) -> dict:
-    raw = serving_config()
+    raw = serving_settings()
     endpoint = raw["environments"]["prod"]["endpoint"]
     endpoint.update(endpoint_changes)
     endpoint["shadow"] = {**SHADOW, **(shadow or {})}
@@ -105,7 +105,7 @@ def shadow_assembly(sample_model, retrained_model, tmp_path_factory):
     the promotion release_assemblies' v2 without a shadow)."""
     from endpointctl.plan.synth import synth_assembly
 
-    serving = serving_config(model_data=str(sample_model))
+    serving = serving_settings(model_data=str(sample_model))
     serving["environments"]["prod"]["endpoint"]["shadow"] = {"model_data": str(retrained_model), "sampling_percent": 50}
     return synth_assembly(serving, ("prod",), tmp_path_factory.mktemp("shadow") / "cdk.out")
 

@@ -552,7 +552,7 @@ def test_local_artifact_is_preflighted_at_synth(tmp_path):
     from serving_runtime.preflight import PreflightError
     from serving_config.config import parse_config
     from stacks.serving_stack import ServingStack
-    from tests.conftest import serving_config
+    from tests.conftest import serving_settings
 
     broken = tmp_path / "model.tar.gz"
     buffer = io.BytesIO()
@@ -561,7 +561,7 @@ def test_local_artifact_is_preflighted_at_synth(tmp_path):
         info.size = 3
         tar.addfile(info, io.BytesIO(b"abc"))
     broken.write_bytes(buffer.getvalue())
-    environment = parse_config(serving_config(model_data=str(broken))).environment("dev")
+    environment = parse_config(serving_settings(model_data=str(broken))).environment("dev")
     with pytest.raises(PreflightError, match="no model.joblib at its root"):
         ServingStack(cdk.App(), "Broken", environment=environment)
 
@@ -571,9 +571,9 @@ def test_missing_local_artifact_says_how_to_make_one(tmp_path):
 
     from serving_config.config import parse_config
     from stacks.serving_stack import ServingStack
-    from tests.conftest import serving_config
+    from tests.conftest import serving_settings
 
-    environment = parse_config(serving_config(model_data=str(tmp_path / "none.tar.gz"))).environment("dev")
+    environment = parse_config(serving_settings(model_data=str(tmp_path / "none.tar.gz"))).environment("dev")
     with pytest.raises(ValueError, match="endpointctl train-sample"):
         ServingStack(cdk.App(), "Missing", environment=environment)
 

@@ -34,9 +34,9 @@ class ConfigCheck:
                 f"find the cause in the alarm and the endpoint's logs, then redeploy with `npx cdk deploy -c env={env_name}`")
 
 
-def deployed_endpoint_config(stack_name: str) -> str | None:
+def deployed_endpoint_config(stack_name: str, region: str | None = None) -> str | None:
     """The name of the endpoint config the stack's endpoint refers to (its physical id is an ARN)."""
-    cloudformation = client("cloudformation")
+    cloudformation = client("cloudformation", region)
     body = describe(cloudformation.get_template, StackName=stack_name)["TemplateBody"]
     template = json.loads(body) if isinstance(body, str) else body
     endpoints = [r for r in template.get("Resources", {}).values() if r.get("Type") == "AWS::SageMaker::Endpoint"]
@@ -57,12 +57,12 @@ def deployed_endpoint_config(stack_name: str) -> str | None:
         kwargs["NextToken"] = page["NextToken"]
 
 
-def fired_alarms(endpoint: dict, endpoint_name: str) -> tuple[str, ...]:
+def fired_alarms(endpoint: dict, endpoint_name: str, region: str | None = None) -> tuple[str, ...]:
     """The rollback alarms (LastDeploymentConfig; else the endpoint's own) now in ALARM or
     with a transition to ALARM in their history."""
     rollback = (endpoint.get("LastDeploymentConfig") or {}).get("AutoRollbackConfiguration", {}).get("Alarms", [])
     names = [a["AlarmName"] for a in rollback]
-    cloudwatch = client("cloudwatch")
+    cloudwatch = client("cloudwatch", region)
     if names:
         alarms = describe(cloudwatch.describe_alarms, AlarmNames=names)["MetricAlarms"]
     else:
@@ -80,13 +80,15 @@ def _went_to_alarm(cloudwatch, name: str) -> bool:
     return any("to ALARM" in item.get("HistorySummary", "") for item in history)
 
 
-def check_endpoint_config(stack_name: str, endpoint_name: str, endpoint: dict | None = None) -> ConfigCheck:
-    """`endpoint`: DescribeEndpoint's answer, when the caller has it already."""
-    deployed = deployed_endpoint_config(stack_name)
+def check_endpoint_config(stack_name: str, endpoint_name: str, endpoint: dict | None = None, *,
+                          region: str | None = None) -> ConfigCheck:
+    """`endpoint`: DescribeEndpoint's answer, when the caller has it already; `region`: the
+    environment's pinned region (default: the client's)."""
+    deployed = deployed_endpoint_config(stack_name, region)
     if deployed is None:  # a stack without an endpoint resource: nothing to compare
         return ConfigCheck(running="", deployed=None, fired=())
     if endpoint is None:
-        endpoint = describe(client("sagemaker").describe_endpoint, EndpointName=endpoint_name)
+        endpoint = describe(client("sagemaker", region).describe_endpoint, EndpointName=endpoint_name)
     running = endpoint.get("EndpointConfigName", "")
-    fired = () if running == deployed else fired_alarms(endpoint, endpoint_name)
+    fired = () if running == deployed else fired_alarms(endpoint, endpoint_name, region)
     return ConfigCheck(running=running, deployed=deployed, fired=fired)

@@ -38,7 +38,7 @@ def check_config(env_name: str, name: str) -> None:
 
     stack = environment(env_name).stack_name
     try:
-        check = check_endpoint_config(stack, name)
+        check = check_endpoint_config(stack, name, region=environment(env_name).region)
     except ClientError as error:
         raise CommandError(f"smoke test failed: endpoint {name}: {error.response['Error'].get('Message', error)}") from None
     if not check.matches:

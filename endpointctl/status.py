@@ -21,7 +21,7 @@ def run_status(args: argparse.Namespace) -> int:
     except ClientError as error:
         raise CommandError(f"endpoint {name}: {error.response['Error'].get('Message', error)}") from None
     print(f"endpoint {name}: {endpoint['EndpointStatus']}")
-    check = check_endpoint_config(env.stack_name, name, endpoint)
+    check = check_endpoint_config(env.stack_name, name, endpoint, region=env.region)
     if not check.matches:
         print(f"  WARNING: {check.mismatch(name, env.stack_name, args.env)}")
     elif check.deployed is not None:

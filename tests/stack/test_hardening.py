@@ -9,7 +9,7 @@ import pytest
 
 from serving_config.config import ConfigError, parse_config
 from tests.conftest import CONTEXT, env_config, serving_config
-from tests.test_stack import CASES, _logical_id, as_list, data_bucket, statements
+from tests.stack.test_stack import CASES, _logical_id, as_list, data_bucket, statements
 
 SERVERLESS = ("dev", "staging")
 

@@ -320,7 +320,7 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     workers: int = os.cpu_count() or 1
-    timeout: int = 60
+    timeout: int = DEFAULT_TIMEOUT_S
 
     @classmethod
     def from_environment(cls, *, host: str, port: int, workers: int | None, timeout: int | None) -> "ServerSettings":

@@ -74,7 +74,7 @@ synth: setup
 	cdk synth -c env=$${ENV:-dev}
 
 snapshot-update: setup
-	$(PY) -m pytest tests/test_snapshots.py tests/test_docs.py --snapshot-update
+	$(PY) -m pytest tests/stack/test_snapshots.py tests/cli/test_docs.py --snapshot-update
 
 clean:
 	rm -rf $(VENV) $(IMAGE_VENV) .tools node_modules cdk.out .pytest_cache

@@ -1,6 +1,6 @@
 """Three handlers in the sklearn 1.2-1 image's own serving stack, side by side.
 
-The stack is started as tests/test_image_parity.py starts it
+The stack is started as tests/handler/test_image_parity.py starts it
 (tests/image_serving/image_stack.py): Debian's nginx configured by sagemaker-containers'
 template, gunicorn 20.0.4 with gevent workers on a unix socket, the image's WSGI app
 (tests/image_serving/image_app.py) on .venv-image's Python 3.9 with numpy 1.24.1 and

@@ -28,6 +28,22 @@ def _shown(value: str) -> str:
     return repr(value)
 
 
+def _refused(value: str, allowed: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(f"got {_shown(value)}; allowed: {allowed}")
+
+
+def matching(pattern: str, allowed: str) -> Parse:
+    """A value `pattern` matches whole."""
+    compiled = re.compile(pattern)
+
+    def parse(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise _refused(value, allowed)
+        return value
+
+    return parse
+
+
 def whole_number(minimum: int, maximum: int | None = None, *, what: str = "a whole number") -> Parse:
     allowed = f"{what} from {minimum} to {maximum}" if maximum is not None else f"{what} >= {minimum}"
 
@@ -35,7 +51,7 @@ def whole_number(minimum: int, maximum: int | None = None, *, what: str = "a who
         digits = value.strip()
         number = int(digits) if re.fullmatch(r"[+-]?[0-9]{1,30}", digits) else None
         if number is None or number < minimum or (maximum is not None and number > maximum):
-            raise argparse.ArgumentTypeError(f"got {_shown(value)}; allowed: {allowed}")
+            raise _refused(value, allowed)
         return number
 
     return parse
@@ -47,7 +63,7 @@ def finite_non_negative(value: str) -> float:
     except ValueError:
         number = math.nan
     if not math.isfinite(number) or number < 0:
-        raise argparse.ArgumentTypeError(f"got {_shown(value)}; allowed: a finite number >= 0")
+        raise _refused(value, "a finite number >= 0")
     return number
 
 
@@ -64,21 +80,14 @@ def text(value: str) -> str:
 
 
 # An HTTP header value: visible characters and spaces, nothing that could end the header.
-_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]{0,1024}")
-
-
-def header_value(value: str) -> str:
-    if not _HEADER_VALUE.fullmatch(value):
-        raise argparse.ArgumentTypeError(
-            f"got {_shown(value)}; allowed: up to 1024 printable ASCII characters (a media type such as text/csv)"
-        )
-    return value
+header_value = matching(r"[\t\x20-\x7e]{0,1024}",
+                        "up to 1024 printable ASCII characters (a media type such as text/csv)")
 
 
 def path(value: str) -> Path:
     text(value)
     if not value or "\x00" in value:
-        raise argparse.ArgumentTypeError(f"got {_shown(value)}; allowed: a file or folder path")
+        raise _refused(value, "a file or folder path")
     return Path(value)
 
 
@@ -86,7 +95,7 @@ def program(value: str) -> str:
     """SAGEMAKER_PROGRAM: a file name inside the code folder."""
     text(value)
     if not value or "/" in value or "\\" in value or value in (".", "..") or "\x00" in value:
-        raise argparse.ArgumentTypeError(f"got {_shown(value)}; allowed: a file name in the code folder, e.g. inference.py")
+        raise _refused(value, "a file name in the code folder, e.g. inference.py")
     return value
 
 
@@ -117,22 +126,15 @@ def location(value: str) -> str:
     if value.startswith("s3://"):
         bucket, _, key = value.removeprefix("s3://").partition("/")
         if not bucket or not key:
-            raise argparse.ArgumentTypeError(f"got {_shown(value)}; allowed: s3://bucket/key or a local path")
+            raise _refused(value, "s3://bucket/key or a local path")
         return value
     path(value)
     return value
 
 
 # SageMaker names: endpoints, models (1-63 characters).
-_SAGEMAKER_NAME = re.compile(SAGEMAKER_NAME_BOUNDED)
-
-
-def sagemaker_name(value: str) -> str:
-    if not _SAGEMAKER_NAME.fullmatch(value):
-        raise argparse.ArgumentTypeError(
-            f"got {_shown(value)}; allowed: 1-63 letters, digits and hyphens, starting and ending with a letter or digit"
-        )
-    return value
+sagemaker_name = matching(SAGEMAKER_NAME_BOUNDED,
+                          "1-63 letters, digits and hyphens, starting and ending with a letter or digit")
 
 
 def capture_destination(value: str) -> str:
@@ -140,18 +142,14 @@ def capture_destination(value: str) -> str:
     text(value)
     if value.startswith("s3://"):
         if not value.removeprefix("s3://").partition("/")[0]:
-            raise argparse.ArgumentTypeError(f"got {_shown(value)}; allowed: s3://bucket[/prefix] or a local folder")
+            raise _refused(value, "s3://bucket[/prefix] or a local folder")
         return value
     path(value)
     return value
 
 
-def inference_id(value: str) -> str:
-    """InvokeEndpoint's InferenceId: 1-64 printable ASCII characters, the first not a space."""
-    if not re.fullmatch(r"[\x21-\x7e][\x20-\x7e]{0,63}", value):
-        raise argparse.ArgumentTypeError(
-            f"got {_shown(value)}; allowed: 1-64 printable ASCII characters, the first not a space")
-    return value
+# InvokeEndpoint's InferenceId.
+inference_id = matching(r"[\x21-\x7e][\x20-\x7e]{0,63}", "1-64 printable ASCII characters, the first not a space")
 
 
 def time(value: str) -> datetime:
@@ -159,7 +157,7 @@ def time(value: str) -> datetime:
     try:
         return parse_time(value)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"got {_shown(value)}; allowed: an ISO-8601 time such as 2026-12-06T09:00Z") from None
+        raise _refused(value, "an ISO-8601 time such as 2026-12-06T09:00Z") from None
 
 
 PORT = whole_number(1, 65535, what="a port")

@@ -18,7 +18,7 @@ from endpointctl.cost import DEFAULT_DURATION_MS, DEFAULT_REQUESTS_PER_DAY
 from serving_runtime import preflight
 from serving_runtime.container import DEFAULT_PORT, DEFAULT_TIMEOUT_S, MAX_TIMEOUT_S, MAX_WORKERS
 from serving_config.paths import HANDLER_DIR
-from serving_runtime.image import DEFAULT_PROGRAM
+from serving_runtime.contract import DEFAULT_PROGRAM
 
 # Any environment cdk.json names: each command checks the name against the configuration.
 ENV_HELP = "an environment named in cdk.json's serving.environments"

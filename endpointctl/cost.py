@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the config types load pydantic (~150 ms); the endpoint's `kind` says which it is
-    from serving_config.config import Environment
+    from serving_config.config import Environment, ServingConfig
 
 HOURS_PER_MONTH = 730
 # The traffic `cost` and `status` assume unless told otherwise.
@@ -157,10 +157,9 @@ def storage_lines(env: Environment) -> list[str]:
     ]
 
 
-def delivery_lines(env: Environment) -> list[str]:
+def delivery_lines(config: ServingConfig, env: Environment) -> list[str]:
     """What the delivery pipeline keeps, in the account of the registry's environment
     (stacks/pipeline_stack.py; the days come from cdk.json's `pipeline`)."""
-    config = env.project
     if config.pipeline is None or config.registry_environment != env.name:
         return []
     from serving_config.names import pipeline_artifacts_bucket_name, project_prefix
@@ -176,10 +175,11 @@ def delivery_lines(env: Environment) -> list[str]:
 
 
 def run_cost(args: argparse.Namespace) -> int:
-    from endpointctl.aws import environment
+    from serving_config.config import load_config
 
-    env = environment(args.env)
+    config = load_config()
+    env = config.environment(args.env)
     lines = estimate(env, requests_per_day=args.requests_per_day, duration_ms=args.duration_ms)
     print(render(env, lines, requests_per_day=args.requests_per_day, duration_ms=args.duration_ms))
-    print("\n".join(storage_lines(env) + delivery_lines(env)))
+    print("\n".join(storage_lines(env) + delivery_lines(config, env)))
     return 0

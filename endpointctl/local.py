@@ -24,12 +24,12 @@ from typing import Callable, Iterator
 
 from endpointctl.errors import CommandError
 from endpointctl.serve_capture import CapturingApp, S3Shipper
-from serving_runtime.archive import prepare_code, unpack_model
+from serving_runtime.archive import unpack_model
 from serving_runtime.container import InvocationsApp, ServerSettings, run_gunicorn
 from serving_runtime.errors import ServingError
 from serving_runtime.loader import load_handler
-from serving_runtime.sandbox import untrusted_child
-from serving_runtime.scoring import MODEL_DIR_IN_CONTAINER
+from serving_runtime.sandbox import DEFAULT_TIMEOUT_S, untrusted_child
+from serving_runtime.scoring import code_folder
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,6 @@ def fetch(location: str, workdir: Path, name: str) -> Path:
 # What the sandboxed server may see of this environment: the container's own settings,
 # the handler's and the archive reader's limit; never AWS_* (the sandbox refuses those).
 SERVING_VARIABLES = ("SAGEMAKER_", "HANDLER_", "SERVING_")
-# The model loads once, before the server answers: a load slower than this stops serve.
-MODEL_LOAD_TIMEOUT_S = 300
 
 
 def serve_forever(
@@ -130,8 +128,7 @@ def serve_forever(
                                  if shadow is not None else None, passed_env=passed_env)
         # The sandbox lets the server write its scratch folder and the capture folder, nothing else.
         writable = [Path(command[command.index("--capture-dir") + 1])] if capture is not None else []
-        with listener, challenger, untrusted_child(extra_env=passed_env, memory_bytes=SERVER_MEMORY_BYTES,
-                                                   writable=writable) as child:
+        with listener, challenger, untrusted_child(extra_env=passed_env, writable=writable) as child:
             def start() -> subprocess.Popen:
                 process = child.popen(command, pass_fds=(listener.fileno(),))
                 listener.close()  # the child holds it now
@@ -164,8 +161,7 @@ def _challenger(shadow: ShadowServing | None, capture: Capture | None, champion_
     listener = socket.create_server(("127.0.0.1", 0))
     command[command.index("--listen-fd") + 1] = str(listener.fileno())
     port = listener.getsockname()[1]
-    with listener, untrusted_child(extra_env=passed_env, memory_bytes=SERVER_MEMORY_BYTES,
-                                   writable=[Path(folder)]) as child:
+    with listener, untrusted_child(extra_env=passed_env, writable=[Path(folder)]) as child:
         process = child.popen([*command, "--capture-copies"], pass_fds=(listener.fileno(),))
         listener.close()
         copier = ShadowCopier(Path(folder), endpoint=capture.endpoint, variant=capture.variant,
@@ -202,10 +198,6 @@ def capture_folder(destination: str, workdir: Path) -> str:
 
 def _exit_on_signal(signum: int, _frame: object) -> None:
     raise SystemExit(128 + signum)
-
-
-# Address space for the server: the master and each worker hold the model.
-SERVER_MEMORY_BYTES = 4 * 1024**3
 
 
 def _run_forwarding_signals(start: Callable[[], subprocess.Popen]) -> int:
@@ -260,14 +252,12 @@ def _serve_in_sandbox(argv: list[str]) -> int:
         # The sandbox's scratch HOME: removed by the parent once this process has exited.
         workdir = Path(os.environ["HOME"])
         model_dir = unpack_model(Path(args.model_data), workdir / "model")
-        if args.code.startswith(MODEL_DIR_IN_CONTAINER):  # an isolated model's handler, inside its archive
-            code_dir = model_dir / args.code.removeprefix(MODEL_DIR_IN_CONTAINER)
-        else:
-            code_dir = prepare_code(Path(args.code), workdir)
+        code_dir = code_folder(args.code, model_dir, workdir)
         default_accept = os.environ.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "application/json")
 
         def build_app() -> InvocationsApp:
-            with time_limit(MODEL_LOAD_TIMEOUT_S, f"loading the model took longer than {MODEL_LOAD_TIMEOUT_S} s"):
+            # The model loads once, before the server answers: a slow load stops serve.
+            with time_limit(DEFAULT_TIMEOUT_S, f"loading the model took longer than {DEFAULT_TIMEOUT_S} s"):
                 handler = load_handler(model_dir, code_dir, args.program)
             print(
                 f"serving {args.shown_as} with {code_dir / args.program} on http://{settings.host}:{settings.port} "

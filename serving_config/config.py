@@ -14,9 +14,9 @@ import filecmp
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Iterator, Literal
+from typing import Annotated, Any, ClassVar, Iterator, Literal, get_args
 
-from pydantic import BeforeValidator, Discriminator, Field, PrivateAttr, Strict, ValidationError, ValidationInfo
+from pydantic import BeforeValidator, Discriminator, Field, Strict, ValidationError, ValidationInfo
 from pydantic import field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
@@ -24,14 +24,13 @@ from serving_config.settings import (
     INSTANCE_TYPE, AccessLogSettings, Flag, IdleHours, InstanceCount, InstanceType, AlarmSettings, InstanceAutoscalingSettings,
     VariantName,
     LifecycleSettings, MonitoringSettings, NetworkSettings, Problem,
-    ProvisionedConcurrencySettings, RolloutSettings, ServerlessSettings, Settings, VariantSettings, allowing,
+    FromDocument, ProvisionedConcurrencySettings, RolloutSettings, ServerlessSettings, Settings, VariantSettings, allowing,
     describe, integer, matching, one_of,
 )
-from serving_runtime.contract import BUCKET_NAME_MAX, TRANSFORM_PAYLOAD_BUDGET_MB
-from serving_runtime.image import (
-    DEFAULT_FRAMEWORK_VERSION, INSTANCE_PAYLOAD_LIMIT_BYTES, MIB, SERVERLESS_PAYLOAD_LIMIT_BYTES,
-    framework_versions,
+from serving_runtime.contract import (
+    BUCKET_NAME_MAX, INSTANCE_PAYLOAD_LIMIT_BYTES, MIB, SERVERLESS_PAYLOAD_LIMIT_BYTES, TRANSFORM_PAYLOAD_BUDGET_MB,
 )
+from serving_runtime.image import DEFAULT_FRAMEWORK_VERSION, framework_versions
 from serving_config.model_package import ALLOWED as REFERENCE_ALLOWED
 from serving_config.model_package import GROUP_NAME, REFERENCE_PATTERN
 from serving_config.names import ENVIRONMENT_NAME, ENVIRONMENT_NAME_ALLOWED, EnvironmentNames, project_prefix, registry_bucket_name
@@ -43,7 +42,8 @@ CDK_JSON = PROJECT_ROOT / "cdk.json"
 CONTEXT_KEY = "serving"
 ENDPOINT_KINDS = ("serverless", "instance")
 # An environment's tier selects its defaults and rules; dev, staging and prod are their own tier.
-TIERS = ("dev", "staging", "prod")
+Tier = Literal["dev", "staging", "prod"]
+TIERS: tuple[str, ...] = get_args(Tier)
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 
@@ -253,11 +253,22 @@ class Encryption(Settings):
             yield ("key_arn",), self.key_arn, 'a key ARN exactly when mode is "import"'
 
 
+class Project(Settings):
+    company: LowerName
+    team: LowerName
+    team_fullname: PascalName
+    project: LowerName
+    project_camel: PascalName
+    framework_version: one_of(*framework_versions()) = DEFAULT_FRAMEWORK_VERSION
+
+
 class Environment(EnvironmentNames, Settings):
     """One deployment target: its own stack, endpoint, bucket and roles. Its tier's
-    subclass holds the tier's defaults and rules; `name` is its key in `environments`."""
+    subclass holds the tier's defaults and rules. `name` (its key in `environments`) and
+    `project` come from the document around it, given when the map is validated (never
+    keys of the environment itself)."""
 
-    tier: Literal["dev", "staging", "prod"]
+    tier: Tier
     endpoint: Endpoint = ServerlessEndpoint()
     model_data: ModelDataReference = Field(DEFAULT_MODEL_DATA, description="default: the top-level model_data")
     model_package: matching(REFERENCE_PATTERN, REFERENCE_ALLOWED) | None = Field(
@@ -276,8 +287,8 @@ class Environment(EnvironmentNames, Settings):
     lifecycle: LifecycleSettings = LifecycleSettings()
     access_logs: AccessLogSettings = AccessLogSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
-    _project: Project = PrivateAttr()
-    _name: str = PrivateAttr()
+    name: FromDocument[str] = ""
+    project: FromDocument[Project | None] = None
 
     @field_validator("endpoint", mode="before")
     @classmethod
@@ -286,14 +297,6 @@ class Environment(EnvironmentNames, Settings):
             allowed = " | ".join(json.dumps(k) for k in ENDPOINT_KINDS)
             raise PydanticCustomError("not_allowed", "{allowed}", {"allowed": allowed, "key": "kind"})
         return endpoint
-
-    @property
-    def project(self) -> Project:
-        return self._project
-
-    @property
-    def name(self) -> str:
-        return self._name
 
     def problems(self) -> Iterator[Problem]:
         if self.model_package is not None and "model_data" in self.model_fields_set:
@@ -404,15 +407,6 @@ AnyEnvironment = Annotated[DevEnvironment | StagingEnvironment | ProdEnvironment
 Environments = Annotated[dict[EnvironmentName, AnyEnvironment], Field(json_schema_extra=_environments_schema)]
 
 
-class Project(Settings):
-    company: LowerName
-    team: LowerName
-    team_fullname: PascalName
-    project: LowerName
-    project_camel: PascalName
-    framework_version: one_of(*framework_versions()) = DEFAULT_FRAMEWORK_VERSION
-
-
 class ModelRegistry(Settings):
     """The model package group versions are registered in, created (with the bucket of
     their archives) by the stack of `environment`; the other environments read it."""
@@ -465,9 +459,16 @@ class ServingConfig(Project):
                     else env for name, env in envs.items()}
         return {**raw, "environments": envs}
 
-    def model_post_init(self, context: Any) -> None:
-        for name, env in self.environments.items():
-            env._project, env._name = self, name
+    @field_validator("configured")
+    @classmethod
+    def _in_their_project(cls, environments: dict[str, Environment], info: ValidationInfo) -> dict[str, Environment]:
+        """Each environment with its name and the project's settings (validated before
+        the map: they are declared first). A bad project setting is reported at its key."""
+        settings = {key: info.data[key] for key in Project.model_fields if key in info.data}
+        if len(settings) < len(Project.model_fields):
+            return environments
+        project = Project.model_construct(**settings)
+        return {name: env.model_copy(update={"name": name, "project": project}) for name, env in environments.items()}
 
     @property
     def environments(self) -> dict[str, Environment]:

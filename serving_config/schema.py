@@ -3,7 +3,7 @@
 `schema/serving.schema.json` describes the `serving` context; `schema/cdk.schema.json`
 is cdk.json as a whole (the same definitions under `context.serving`), for an editor to
 check cdk.json while you type. Regenerate with `python -m serving_config.schema`;
-tests/test_schema.py fails when a committed file is stale.
+tests/config/test_schema.py fails when a committed file is stale.
 """
 
 from __future__ import annotations

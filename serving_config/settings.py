@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, ClassVar, Iterator, Literal
+from typing import Annotated, Any, ClassVar, Iterator, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, WrapValidator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 
 # SageMaker's and S3's name rules, re-exported beside the settings that use them.
@@ -55,6 +56,10 @@ def one_of(*values: Any) -> Any:
 
 
 Flag = Annotated[bool, Strict(), allowing("true | false")]
+_T = TypeVar("_T")
+# A field the document around an object gives it (an environment's name, its project):
+# declared, but never a key of the object's own JSON, nor in its schema.
+FromDocument = Annotated[_T, SkipJsonSchema(), Field(exclude=True)]
 
 
 def _error(loc: tuple[str | int, ...], value: Any, kind: str, ctx: dict[str, Any]) -> InitErrorDetails:
@@ -85,12 +90,14 @@ class Settings(BaseModel):
     def _collect_problems(cls, data: Any, handler: Any) -> Any:
         errors: list[InitErrorDetails] = []
         if isinstance(data, dict):
-            known = {field.alias or name for name, field in cls.model_fields.items()}
+            known = {field.alias or name for name, field in cls.model_fields.items() if not field.exclude}
             for key in sorted(set(data) - known, key=str):
                 if key in cls.refused_keys:
                     errors.append(_error((key,), data[key], "not_allowed", {"allowed": cls.refused_keys[key]}))
                 else:
                     errors.append(_error((key,), data[key], "unknown_key", {"allowed": ", ".join(sorted(known))}))
+            # What the document gives (FromDocument) is not read from the object's own keys.
+            data = {key: value for key, value in data.items() if key in known or key not in cls.model_fields}
         try:
             settings = handler(data)
         except ValidationError as error:

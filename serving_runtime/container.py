@@ -1,6 +1,6 @@
 """A local endpoint that serves a handler the way the sklearn serving container does.
 
-What the container does, and so what this does (tests/test_image_parity.py compares the
+What the container does, and so what this does (tests/handler/test_image_parity.py compares the
 two over real HTTP: the image's nginx, gunicorn and sagemaker-containers 2.8.6.post2
 against this):
 - unpack `model.tar.gz` into a model directory and call `model_fn(model_dir)`;
@@ -51,7 +51,7 @@ StartResponse = Callable[..., Any]
 # nginx in the container proxies only paths matching this (sagemaker-containers'
 # etc/nginx.conf.template, `location ~ ^/(ping|invocations|execution-parameters)`) and
 # answers every other path itself with `return 404 "{}"` under `default_type
-# application/octet-stream`. tests/test_image_parity.py reads the template to check both.
+# application/octet-stream`. tests/handler/test_image_parity.py reads the template to check both.
 NGINX_PROXIED = re.compile(r"^/(ping|invocations|execution-parameters)")
 NGINX_NOT_FOUND = ("404 Not Found", b"{}", "application/octet-stream")
 
@@ -320,7 +320,7 @@ class ServerSettings:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     workers: int = os.cpu_count() or 1
-    timeout: int = 60
+    timeout: int = DEFAULT_TIMEOUT_S
 
     @classmethod
     def from_environment(cls, *, host: str, port: int, workers: int | None, timeout: int | None) -> "ServerSettings":

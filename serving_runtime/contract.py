@@ -4,7 +4,7 @@ model, and what our handler is told.
 The constructs (the models' environment), `endpointctl register` (the registered
 version's container), the scorer and the local endpoint read these. The handler
 (`inference/inference.py`) runs alone in the image and keeps literal copies;
-tests/test_contract.py pins them to the values here.
+tests/stack/test_contract.py pins them to the values here.
 """
 
 from __future__ import annotations

@@ -15,14 +15,6 @@ IMAGES_JSON = Path(__file__).with_name("sklearn_images.json")
 
 # The image the guide deploys (SKLearnModel(framework_version="1.2-1")).
 DEFAULT_FRAMEWORK_VERSION = "1.2-1"
-# The container contract's facts, re-exported where callers found them before.
-from serving_runtime.contract import (  # noqa: E402,F401
-    DEFAULT_PROGRAM,
-    INSTANCE_PAYLOAD_LIMIT_BYTES,
-    MIB,
-    MODEL_FILENAME,
-    SERVERLESS_PAYLOAD_LIMIT_BYTES,
-)
 
 
 @cache

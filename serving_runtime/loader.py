@@ -9,8 +9,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from serving_runtime.contract import DEFAULT_PROGRAM
 from serving_runtime.errors import ServingError
-from serving_runtime.image import DEFAULT_PROGRAM
 
 HANDLER_FUNCTIONS = ("model_fn", "input_fn", "predict_fn", "output_fn")
 

@@ -29,19 +29,9 @@ from typing import Iterator
 from serving_runtime.archive import MAX_UNPACKED_BYTES_ENV, prepare_code, unpack_model
 from serving_runtime.errors import ServingError
 from serving_runtime.loader import load_handler
-from serving_runtime.sandbox import INHERITED, untrusted_child
-from serving_runtime.image import (
-    DEFAULT_FRAMEWORK_VERSION,
-    DEFAULT_PROGRAM,
-    INSTANCE_PAYLOAD_LIMIT_BYTES,
-    MODEL_FILENAME,
-    framework_versions,
-    sklearn_version,
-)
-
-
-# Loading and two sample requests; a fraud model takes seconds.
-PREFLIGHT_TIMEOUT_S = 300.0
+from serving_runtime.sandbox import DEFAULT_TIMEOUT_S, INHERITED, untrusted_child
+from serving_runtime.contract import DEFAULT_PROGRAM, INSTANCE_PAYLOAD_LIMIT_BYTES, MODEL_FILENAME
+from serving_runtime.image import DEFAULT_FRAMEWORK_VERSION, framework_versions, sklearn_version
 
 
 class PreflightError(Exception):
@@ -184,7 +174,7 @@ def preflight_command(
     ]
 
 
-def run_sandboxed(command: list[str], *, timeout_s: float = PREFLIGHT_TIMEOUT_S, **kwargs) -> subprocess.CompletedProcess:
+def run_sandboxed(command: list[str], *, timeout_s: float = DEFAULT_TIMEOUT_S, **kwargs) -> subprocess.CompletedProcess:
     """Run the preflight in an untrusted child: loading the pickle runs its code, so the
     child has no AWS credentials in reach, no network where the kernel allows, a scratch
     HOME, and memory and time limits. Raises PreflightError past the time limit."""

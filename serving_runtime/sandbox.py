@@ -37,9 +37,12 @@ from serving_runtime.confinement import LANDLOCK, NAMESPACES, NONE, Confinement,
 # (TMPDIR is not passed: the child's is its scratch folder, made in the caller's TMPDIR.)
 INHERITED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "VIRTUAL_ENV", "PYTHONPATH",
              "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "SYSTEMROOT")
-# Generous for a fraud model (a few hundred MB loaded); a bomb stops at MemoryError.
+# The limits on a model's code, wherever it runs (preflight, scoring, `serve`): each
+# process's address space (generous for a fraud model, a few hundred MB loaded; a bomb
+# stops at MemoryError), and the time to load the model and answer a few requests (a
+# fraud model takes seconds).
 DEFAULT_MEMORY_BYTES = 4 * 1024**3
-DEFAULT_TIMEOUT_S = 300.0
+DEFAULT_TIMEOUT_S = 300
 UNCONFINED_WARNING = ("sandbox: this system offers neither Landlock nor user namespaces, so the model's code "
                       "can read and write every file you can (see the README, \"Loading a model runs its code\")")
 

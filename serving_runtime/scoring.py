@@ -50,13 +50,18 @@ def _score(handler: LoadedHandler, rows: list[list[float]]) -> tuple[list[int], 
     return labels, probabilities
 
 
+def code_folder(code: str, model_dir: Path, workdir: Path) -> Path:
+    """SAGEMAKER_SUBMIT_DIRECTORY as the container finds it: `/opt/ml/model/<dir>` is a
+    folder of the unpacked model (a handler packed inside its archive); anything else is
+    a folder or a tar.gz (extracted into `workdir`)."""
+    if code.startswith(MODEL_DIR_IN_CONTAINER):
+        return model_dir / code.removeprefix(MODEL_DIR_IN_CONTAINER)
+    return prepare_code(Path(code), workdir)
+
+
 def _load(model_archive: Path, code: str, program: str, workdir: Path) -> LoadedHandler:
     model_dir = unpack_model(model_archive, workdir / "model")
-    if code.startswith(MODEL_DIR_IN_CONTAINER):
-        code_dir = model_dir / code.removeprefix(MODEL_DIR_IN_CONTAINER)
-    else:
-        code_dir = prepare_code(Path(code), workdir)
-    return load_handler(model_dir, code_dir, program)
+    return load_handler(model_dir, code_folder(code, model_dir, workdir), program)
 
 
 def score(model_archive: Path, code: str, program: str, sample: Path) -> dict[str, Any]:

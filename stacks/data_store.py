@@ -9,7 +9,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from sagemaker_serving.access_logs import log_access
-from sagemaker_serving.keys import grants_only_for_aws_resources
+from sagemaker_serving.keys import encrypted_bucket, grants_only_for_aws_resources, logs_may_encrypt
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs, acknowledge_wildcard_resource
 from serving_config.settings import DATA_CAPTURE_PREFIX
 from serving_config.config import Environment
@@ -96,30 +96,17 @@ def data_key(stack: cdk.Stack, env: Environment, removal: cdk.RemovalPolicy) -> 
         "kms:Decrypt", "kms:GenerateDataKey*",
     )
     # CloudWatch Logs encrypts the endpoint's log group, scoped to that group.
-    key.add_to_resource_policy(
-        iam.PolicyStatement(
-            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-            principals=[iam.ServicePrincipal(f"logs.{stack.region}.{stack.url_suffix}")],
-            resources=["*"],
-            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                service="logs", resource="log-group", resource_name=env.endpoint_log_group,
-                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)}},
-        )
-    )
+    key.add_to_resource_policy(logs_may_encrypt(stack, log_group_name=env.endpoint_log_group))
     return key
 
 
 def data_bucket(stack: cdk.Stack, env: Environment, *, key: kms.IKey, logs_to: s3.IBucket,
                 removal: cdk.RemovalPolicy) -> s3.Bucket:
-    bucket = s3.Bucket(
+    bucket = encrypted_bucket(
         stack,
         "Bucket",
         bucket_name=env.bucket_name,
-        encryption=s3.BucketEncryption.KMS,
-        encryption_key=key,
-        bucket_key_enabled=True,
-        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-        enforce_ssl=True,
+        key=key,
         versioned=env.retain_data,
         removal_policy=removal,
         # dev: `cdk destroy` empties and deletes the bucket (a CDK-provided Lambda).

@@ -12,7 +12,8 @@ from sagemaker_serving.image import SklearnImage
 from sagemaker_serving.model import ModelData, SklearnModel, SourceBundle, sagemaker_principal
 from serving_config.settings import NetworkSettings
 from serving_config.paths import HANDLER_DIR, PROJECT_ROOT
-from serving_runtime.image import DEFAULT_PROGRAM, image_uri
+from serving_runtime.contract import DEFAULT_PROGRAM
+from serving_runtime.image import image_uri
 from serving_runtime.preflight import preflight_in_subprocess
 from serving_config.config import Environment, ServerlessEndpoint
 from serving_config.model_package import ResolvedPackage

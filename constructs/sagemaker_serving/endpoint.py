@@ -11,7 +11,7 @@ from constructs import Construct
 
 from sagemaker_serving.model import SklearnModel
 from serving_config.settings import DEFAULT_VARIANT_NAME, RolloutSettings, ServerlessSettings, VariantSettings
-from sagemaker_serving.variant import NAMESPACE, UTILIZATION_NAMESPACE, EndpointVariant  # noqa: F401 (re-exported)
+from sagemaker_serving.variant import EndpointVariant
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aws_cdk as cdk
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from sagemaker_serving.access_logs import log_into
-from sagemaker_serving.keys import grants_only_for_aws_resources
+from sagemaker_serving.keys import encrypted_bucket, grants_only_for_aws_resources, logs_may_encrypt
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs
 from serving_config.settings import PIPELINE_INCOMPLETE_UPLOAD_DAYS, PIPELINE_NONCURRENT_VERSION_DAYS
 
@@ -44,14 +43,10 @@ class PipelineArtifacts(Construct):
         self.key = kms.Key(self, "Key", description=f"Encrypts {bucket_name} and the pipeline's build logs",
                            enable_key_rotation=True, removal_policy=cdk.RemovalPolicy.RETAIN)
         self.key.add_to_resource_policy(grants_only_for_aws_resources())  # CT.KMS.PR.3
-        self.bucket = s3.Bucket(
+        self.bucket = encrypted_bucket(
             self, "Bucket",
             bucket_name=bucket_name,
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=self.key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
+            key=self.key,
             versioned=True,
             removal_policy=cdk.RemovalPolicy.RETAIN,
             lifecycle_rules=[s3.LifecycleRule(
@@ -77,14 +72,7 @@ class PipelineArtifacts(Construct):
         assert isinstance(resource, logs.CfnLogGroup)
         resource.retention_in_days = retention.log_retention_days  # a value CloudWatch Logs accepts (config)
         # CloudWatch Logs encrypts the build log group, and only it, with the key.
-        self.key.add_to_resource_policy(iam.PolicyStatement(
-            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-            principals=[iam.ServicePrincipal(f"logs.{stack.region}.{stack.url_suffix}")],
-            resources=["*"],
-            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": stack.format_arn(
-                service="logs", resource="log-group", resource_name=log_group_name,
-                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME)}},
-        ))
+        self.key.add_to_resource_policy(logs_may_encrypt(stack, log_group_name=log_group_name))
 
     def _log_access(self, bucket_name: str, log_bucket_name: str | None) -> None:
         if log_bucket_name is not None:

@@ -13,7 +13,7 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
 from sagemaker_serving.access_logs import grant_log_delivery, log_access
-from sagemaker_serving.keys import grants_only_for_aws_resources
+from sagemaker_serving.keys import encrypted_bucket, grants_only_for_aws_resources
 from serving_config.settings import REGISTRY_ARCHIVE_PREFIX
 from sagemaker_serving.nag import acknowledge, acknowledge_in_compliance_packs
 
@@ -70,15 +70,11 @@ class ModelRegistry(Construct):
         self.key = key = kms.Key(self, "Key", description=f"Encrypts the archives of the versions of {group_name}",
                                  enable_key_rotation=True, removal_policy=cdk.RemovalPolicy.RETAIN)
         key.add_to_resource_policy(grants_only_for_aws_resources())
-        self.bucket = s3.Bucket(
+        self.bucket = encrypted_bucket(
             self,
             "Archives",
             bucket_name=bucket_name,
-            encryption=s3.BucketEncryption.KMS,
-            encryption_key=key,
-            bucket_key_enabled=True,
-            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
-            enforce_ssl=True,
+            key=key,
             versioned=True,
             removal_policy=cdk.RemovalPolicy.RETAIN,
             # Archives are content-addressed and kept, old versions too (the record of

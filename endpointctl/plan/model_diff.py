@@ -50,7 +50,7 @@ class Served:
 def write_default_sample(path: Path) -> Path:
     """The default reference sample: DEFAULT_SAMPLE_ROWS rows of the training data's
     shape (endpointctl.training.synthetic_transactions, DEFAULT_SAMPLE_SEED), shipped as a
-    file so a plan does not import scikit-learn to make it (tests/test_plan.py checks the
+    file so a plan does not import scikit-learn to make it (tests/release/test_plan.py checks the
     file is exactly that)."""
     shutil.copyfile(DEFAULT_SAMPLE, path)
     return path

@@ -1,7 +1,7 @@
 """Start the sklearn 1.2-1 image's serving stack outside Docker, the way
 `sagemaker_containers._server.start` runs it: nginx (Debian's, in .tools/nginx) from the
 library's own template in front of gunicorn 20.0.4 with gevent workers on a unix socket,
-serving `image_app.py` on .venv-image's Python. Used by tests/test_image_parity.py and
+serving `image_app.py` on .venv-image's Python. Used by tests/handler/test_image_parity.py and
 bench/image_serving.py (see README.md beside this file)."""
 
 from __future__ import annotations

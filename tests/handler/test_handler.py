@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from endpointctl.training import synthetic_transactions
+from tests.conftest import ROOT
 
 GUIDE_SDK_REQUEST = {"instances": [[0.5, 1.2, 0.3, 0.8, 0.1], [-0.2, 0.7, 1.1, 0.4, 0.6]]}  # section 4.1
 GUIDE_BOTO3_REQUEST = {"instances": [[0.5, 1.2, 0.3, 0.8, 0.1]]}  # section 4.2
@@ -191,9 +192,8 @@ def test_a_model_failure_is_raised_so_the_container_answers_500(handler, monkeyp
 
 def test_handler_imports_only_what_the_image_has():
     import ast
-    from pathlib import Path
 
-    source = (Path(__file__).resolve().parent.parent / "inference" / "inference.py").read_text()
+    source = (ROOT / "inference" / "inference.py").read_text()
     modules = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -206,7 +206,6 @@ def test_handler_imports_only_what_the_image_has():
 def test_handler_is_python39_syntax():
     """The image runs Python 3.9: no match statements, no `X | Y` at runtime."""
     import ast
-    from pathlib import Path
 
-    source = (Path(__file__).resolve().parent.parent / "inference" / "inference.py").read_text()
+    source = (ROOT / "inference" / "inference.py").read_text()
     ast.parse(source, feature_version=(3, 9))

@@ -1,7 +1,7 @@
 """Environments of any name: a `tier` (dev, staging, prod) selects today's defaults and
 rules, dev, staging and prod are their own tier, `qa` and `prod-dr` synthesize with the
 real CLI and appear in endpointctl, and the pipeline deploys `pipeline.stages` in order.
-(Their templates are snapshotted with the others: tests/test_snapshots.py.)"""
+(Their templates are snapshotted with the others: tests/stack/test_snapshots.py.)"""
 
 from __future__ import annotations
 
@@ -168,12 +168,12 @@ def test_the_pipeline_deploys_by_tier_unless_stages_say_otherwise():
 
 
 def test_the_pipeline_stack_runs_its_stages_in_the_configured_order():
-    """In process, without the nag packs (tests/test_pipeline.py runs them on its own)."""
+    """In process, without the nag packs (tests/release/test_pipeline.py runs them on its own)."""
     import aws_cdk as cdk
     from aws_cdk.assertions import Template
 
     from stacks.app_stacks import build_stacks
-    from tests.test_pipeline import ARTIFACT, S3_ARCHIVE_OPEN
+    from tests.release.test_pipeline import ARTIFACT, S3_ARCHIVE_OPEN
 
     raw = with_pipeline(with_qa_and_dr(serving_settings(model_data=ARTIFACT)), ["dev", "qa", "staging", "prod-dr", "prod"])
     for i, env in enumerate(raw["environments"].values()):
@@ -232,7 +232,7 @@ def test_endpointctl_help_lists_no_fixed_environments(capsys):
 
 
 def test_cdk_synth_c_env_qa_and_prod_dr(tmp_path, sample_model):
-    from tests.test_promotion_e2e import cdk_in, project
+    from tests.release.test_promotion_e2e import cdk_in, project
 
     folder = project(tmp_path / "named", with_qa_and_dr(serving_settings(model_data=str(sample_model))))
     for env, endpoint, region in (("qa", "rc-fraud-detection-qa-serverless", None),
@@ -248,7 +248,7 @@ def test_cdk_synth_c_env_qa_and_prod_dr(tmp_path, sample_model):
 
 
 def test_cdk_synth_refuses_an_unknown_tier_and_two_registry_hosts_one_line_each(tmp_path):
-    from tests.test_promotion_e2e import cdk_in, project
+    from tests.release.test_promotion_e2e import cdk_in, project
 
     for environments, problem in (
         ({"qa": {"tier": "uat"}}, 'environments.qa.tier: got "uat"; allowed: "dev" | "staging" | "prod" '
@@ -276,7 +276,7 @@ def test_qa_and_prod_dr_deploy_on_the_local_aws_and_answer_endpointctl(tmp_path,
     import serving_config.config
     from endpointctl.cli import main
     from devtools.demo import ACCOUNT, bootstrap, cdk, local_aws
-    from tests.test_promotion_e2e import cdk_in, project
+    from tests.release.test_promotion_e2e import cdk_in, project
 
     folder = project(tmp_path / "named", with_qa_and_dr(serving_settings(model_data=str(sample_model))))
     monkeypatch.setattr(serving_config.config, "CDK_JSON", folder / "cdk.json")

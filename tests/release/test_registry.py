@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from serving_config.model_package import ModelPackageError, context_key, look_up, resolve
-from tests.test_cli import endpointctl
+from tests.cli.test_cli import endpointctl
 
 GROUP = "rc-fraud-detection"
 BUCKET = "acme-sm-rc-fraud-detection-registry"

@@ -14,7 +14,7 @@ import pytest
 from endpointctl.plan import make_plan
 from endpointctl.plan.synth import synth_assembly
 from tests.conftest import serving_settings
-from tests.test_cli import endpointctl
+from tests.cli.test_cli import endpointctl
 
 def _with(serving: dict, env: str, **overrides) -> dict:
     changed = copy.deepcopy(serving)

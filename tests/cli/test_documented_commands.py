@@ -1,6 +1,6 @@
 """What the README, docs/*.md and `--help` show, a test runs (issue 22, item 1).
 
-The commands are read from the documents (tests/documented_commands.py), not listed
+The commands are read from the documents (tests/cli/documented_commands.py), not listed
 here: a new code block is picked up, and a command no rule classifies fails the suite.
 The runnable ones run in one workspace against one local AWS, in phases (set-up, synth,
 deploy, what needs the deployed stack, destroy), so one deploy serves them all.
@@ -23,12 +23,12 @@ import pytest
 from endpointctl.cli import build_parser
 from endpointctl.local import free_port
 from tests.conftest import CDK_JSON, ROOT
-from tests.documented_commands import (
+from tests.cli.documented_commands import (
     PARSE, RUN, SERVE, SHELL, SUITE, Rule, Shown, all_shown, options, subcommands, substituted,
 )
 
 SHOWN = all_shown()
-WHAT_TO_DO = ("add a rule to RULES in tests/documented_commands.py (run, parse, ...), or put "
+WHAT_TO_DO = ("add a rule to RULES in tests/cli/documented_commands.py (run, parse, ...), or put "
               "`<!-- commands: parse -->` on the line before its code block if it can only run on real AWS")
 
 
@@ -42,7 +42,7 @@ def test_the_documents_show_commands_and_each_is_well_formed():
 
 
 def test_extraction_reads_shell_blocks_markers_continuations_and_mentions(tmp_path):
-    from tests.documented_commands import extract
+    from tests.cli.documented_commands import extract
 
     document = tmp_path / "guide.md"
     document.write_text(
@@ -146,7 +146,7 @@ def test_every_command_and_flag_is_shown_or_tested():
     command or a test module whose arguments name both the command and the flag."""
     shown = [c.argv for c in SHOWN.commands + SHOWN.mentions if c.argv[0] == "endpointctl" and len(c.argv) > 1]
     this = {Path(__file__).name, "documented_commands.py"}
-    tested = [_string_words(path) for path in sorted((ROOT / "tests").glob("*.py")) if path.name not in this]
+    tested = [_string_words(path) for path in sorted((ROOT / "tests").rglob("*.py")) if path.name not in this]
     missing = []
     for command, parser in subcommands(build_parser()).items():
         if not any(argv[1] == command for argv in shown) and not any(command in words for words in tested):
@@ -158,7 +158,7 @@ def test_every_command_and_flag_is_shown_or_tested():
                     command in words and flag in words for words in tested):
                 missing.append(f"endpointctl {command} {flag}")
     assert not missing, ("neither a document nor a test runs these; show them in README.md or docs/*.md, or "
-                         "test them (tests/test_cli.py):\n" + "\n".join(missing))
+                         "test them (tests/cli/test_cli.py):\n" + "\n".join(missing))
 
 
 def test_an_option_given_without_its_value_takes_its_const_unchanged():
@@ -172,7 +172,7 @@ def test_an_option_given_without_its_value_takes_its_const_unchanged():
 
 def test_transform_local_without_a_url_starts_its_own_endpoint(sample_model, tmp_path):
     """The command of issue 22, as the help shows it (`--local [URL]`: none to start one)."""
-    from tests.test_cli import endpointctl
+    from tests.cli.test_cli import endpointctl
 
     (tmp_path / "x.csv").write_text("0.5,1.2,0.3,0.8,0.1\n-0.2,0.7,1.1,0.4,0.6\n")
     done = endpointctl("transform", "--input", "x.csv", "--local", "--model-data", str(sample_model), cwd=tmp_path)
@@ -235,7 +235,7 @@ def registered_versions() -> int:
     import boto3
 
     from endpointctl.registry import registry
-    from stacks.config import load_config
+    from serving_config.config import load_config
 
     group = registry(load_config().registry_environment).group
     return len(boto3.client("sagemaker").list_model_packages(ModelPackageGroupName=group)["ModelPackageSummaryList"])

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from syrupy.extensions.json import JSONSnapshotExtension
 
-from tests.conftest import CONTEXT, serving_settings
-from tests.test_snapshots import normalized
+from tests.conftest import CONTEXT, ROOT, serving_settings
+from tests.stack.test_snapshots import normalized
 
 ACCOUNTS = {"dev": "111111111111", "staging": "222222222222", "prod": "333333333333"}
 REGION = "eu-west-1"
@@ -129,7 +129,7 @@ def test_synth_uses_the_pinned_cli_and_re_resolves_approved_versions(pipeline_sy
 
 
 def test_self_mutation_and_asset_publishing_use_pinned_clis(pipeline_synth):
-    cli = json.loads((Path(__file__).parent.parent / "package.json").read_text())["devDependencies"]["aws-cdk"]
+    cli = json.loads((ROOT / "package.json").read_text())["devDependencies"]["aws-cdk"]
     (mutate,) = pipeline_synth.stage("UpdatePipeline")
     assert pipeline_synth.buildspec(mutate)["phases"]["install"]["commands"] == [f"npm install -g aws-cdk@{cli}"]
     for publish in pipeline_synth.stage("Assets"):
@@ -301,7 +301,7 @@ def set_state(alarm: str, state: str) -> None:
 
 
 def test_smoke_test_passes_on_200_with_no_alarm_firing(deployed_dev):
-    from tests.test_cli import endpointctl
+    from tests.cli.test_cli import endpointctl
 
     set_state("rc-fraud-detection-dev-serverless-AllTraffic-ModelLatency", "OK")
     set_state("another-endpoint-AllTraffic-ModelLatency", "ALARM")  # not this endpoint's
@@ -312,7 +312,7 @@ def test_smoke_test_passes_on_200_with_no_alarm_firing(deployed_dev):
 
 
 def test_smoke_test_fails_on_an_alarm_in_alarm(deployed_dev):
-    from tests.test_cli import endpointctl
+    from tests.cli.test_cli import endpointctl
 
     set_state("rc-fraud-detection-dev-serverless-AllTraffic-ModelLatency", "ALARM")
     result = endpointctl("smoke-test", "--env", "dev")
@@ -352,7 +352,7 @@ def test_smoke_test_fails_on_a_model_error(monkeypatch, capsys):
                              http_status_code=424, response_meta={}, modeled_fields={"OriginalStatusCode": 500})
     stubber.activate()
     monkeypatch.setattr(smoke, "stack_outputs", lambda env: {"EndpointName": "rc-fraud-detection-dev-serverless"})
-    monkeypatch.setattr(smoke, "check_config", lambda env, name: None)  # the config check: tests/test_rollback.py
+    monkeypatch.setattr(smoke, "check_config", lambda env, name: None)  # the config check: tests/release/test_rollback.py
     monkeypatch.setattr(smoke, "client", lambda service, region=None: runtime)
     with pytest.raises(CommandError, match=r"^smoke test failed: the model answered 500: Received server error \(500\)"):
         smoke.run_smoke_test(argparse.Namespace(env="dev"))
@@ -418,7 +418,7 @@ def test_cdk_synth_c_pipeline_true_builds_the_pipeline_from_cdk_json(tmp_path):
     """app.py with the real CLI: the pipeline from cdk.json's `pipeline` and `model_registry`
     keys, staging and prod on model_package versions read from cdk.context.json (no AWS)."""
     from serving_config.model_package import context_key
-    from tests.test_promotion_e2e import cdk_in, project
+    from tests.release.test_promotion_e2e import cdk_in, project
 
     raw = three_accounts()
     raw["pipeline"] = {"connection_arn": CONNECTION, "repository": "acme/fraud-endpoint"}

@@ -4,7 +4,7 @@ Commands are extracted from the shell code blocks (```bash, sh, shell, console) 
 README.md and docs/*.md, and from the command lines `endpointctl … --help` prints. Each
 is classified by the first rule of RULES it matches (or by a marker the document puts on
 the line just before its block: `<!-- commands: parse -->` for a block of real-AWS-only
-commands); tests/test_documented_commands.py then runs it, parses it or checks that the
+commands); tests/cli/test_documented_commands.py then runs it, parses it or checks that the
 suite runs it elsewhere. A command no rule matches fails the suite, saying what to do.
 
 Inline code spans that start with `endpointctl ` or `npx cdk ` are mentions in prose,
@@ -29,12 +29,12 @@ MARKER = re.compile(r"^\s*<!--\s*commands:\s*([a-z-]+)\s*-->\s*$")
 COMMAND_START = re.compile(r"^\s*(\$ )?(endpointctl|npx|cdk|make|python|pip) ")
 INLINE_COMMAND = re.compile(r"`((?:endpointctl|npx cdk) [^`\n]+)`")
 
-# How each kind is handled (tests/test_documented_commands.py):
+# How each kind is handled (tests/cli/test_documented_commands.py):
 RUN = "run"  # run in one workspace on the local AWS; must exit 0 (or as `expect` says)
 SERVE = "serve"  # a server the user leaves running: started in the background, stopped at the end
 SHELL = "shell"  # changes the shell (export): run, and its environment kept for what follows
 PARSE = "parse"  # real AWS only: parsed by the tool that would run it (argparse, `cdk <cmd> --help`)
-SUITE = "suite"  # the suite itself runs it (`make demo` is tests/test_e2e.py): its make target must exist
+SUITE = "suite"  # the suite itself runs it (`make demo` is tests/release/test_e2e.py): its make target must exist
 KINDS = (RUN, SERVE, SHELL, PARSE, SUITE)
 
 # Order of the run: commands run by phase, then in document order.
@@ -52,7 +52,7 @@ class Rule:
 
 
 RULES: tuple[Rule, ...] = (
-    Rule(r"^make (test|demo)\b", SUITE, "the suite is `make test`; `make demo` is `python -m devtools.demo`, run by tests/test_e2e.py"),
+    Rule(r"^make (test|demo)\b", SUITE, "the suite is `make test`; `make demo` is `python -m devtools.demo`, run by tests/release/test_e2e.py"),
     Rule(r"^make (setup|bench|synth|snapshot-update)\b", SUITE, "sets up or measures the machine the suite runs on"),
     Rule(r"^export PATH=", SHELL, "puts the project's CDK CLI and endpointctl on PATH", phase=SETUP),
     Rule(r"--profile\b", PARSE, "names an AWS profile: another account, real AWS only"),
@@ -64,7 +64,7 @@ RULES: tuple[Rule, ...] = (
     Rule(r"^npx cdk (diff|synth)\b", RUN, "compares with or synthesizes what is deployed", phase=BEFORE_DEPLOY),
     Rule(r"^npx cdk deploy\b", RUN, "deploys to the local AWS", phase=DEPLOY, answers=("--require-approval", "never")),
     # The local AWS completes transform jobs without writing output (README, Known limits): the
-    # job is created as on AWS (tests/test_promotion_e2e.py checks its request), then this.
+    # job is created as on AWS (tests/release/test_promotion_e2e.py checks its request), then this.
     Rule(r"^endpointctl transform\b(?!.*--local)", RUN, "a SageMaker transform job on the deployed stack",
          expect=(1, "is not there")),
     Rule(r"^endpointctl (preflight|invoke|transform|status|cost|plan|register|approve|reject|smoke-test)\b", RUN,

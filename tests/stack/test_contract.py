@@ -4,11 +4,11 @@ serving image and imports nothing of the project): they must equal the contract'
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 from serving_runtime import contract
+from tests.conftest import ROOT
 
-HANDLER = Path(__file__).resolve().parent.parent / "inference" / "inference.py"
+HANDLER = ROOT / "inference" / "inference.py"
 
 
 def handler_constants() -> dict[str, ast.expr]:

@@ -9,7 +9,7 @@ import pytest
 
 from serving_config.config import ConfigError, parse_config
 from tests.conftest import CONTEXT, env_config, serving_settings
-from tests.test_stack import CASES, _logical_id, as_list, data_bucket, statements
+from tests.stack.test_stack import CASES, _logical_id, as_list, data_bucket, statements
 
 SERVERLESS = ("dev", "staging")
 
@@ -169,13 +169,14 @@ def test_cost_shows_what_the_pipeline_keeps_in_the_registry_environment():
                                    "abcd1234-ab12-cd34-ef56-abcdef123456", "repository": "acme/fraud-endpoint",
                                    "artifact_days": 30})
     config = parse_config(raw)
-    assert delivery_lines(config.environment("dev")) == [
+    assert delivery_lines(config, config.environment("dev")) == [
         "pipeline artifacts kept in s3://acme-sm-rc-fraud-detection-pipeline: 30 days; old versions: 30 days; "
         "incomplete uploads aborted after 7 days",
         "  build logs in /aws/codebuild/rc-fraud-detection-pipeline: 365 days (every CodeBuild step of the pipeline)",
     ]
-    assert delivery_lines(config.environment("prod")) == []  # the pipeline lives in the registry's account
-    assert delivery_lines(parse_config(serving_settings()).environment("dev")) == []  # no pipeline configured
+    assert delivery_lines(config, config.environment("prod")) == []  # the pipeline lives in the registry's account
+    plain = parse_config(serving_settings())
+    assert delivery_lines(plain, plain.environment("dev")) == []  # no pipeline configured
 
 
 # ------------------------------------------------------------------ key, trust

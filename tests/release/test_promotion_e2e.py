@@ -32,7 +32,7 @@ import pytest
 from devtools.demo import ACCOUNT as LOCAL_ACCOUNT
 from serving_config.paths import PROJECT_ROOT
 from tests.conftest import CDK_JSON, serving_settings
-from tests.test_cli import endpointctl
+from tests.cli.test_cli import endpointctl
 
 pytestmark = pytest.mark.e2e
 GROUP = "rc-fraud-detection"
@@ -181,7 +181,7 @@ def test_endpointctl_against_the_deployed_stack(promotion, tmp_path):
     this checks the calls, their parameters and the one-line errors, not predictions.
     The dev stack here is the one deployed last: from the registry (`latest-approved`);
     endpointctl reads this repository's cdk.json, whose dev has the same names. The
-    as-configured dev deploy is the demo's (tests/test_e2e.py)."""
+    as-configured dev deploy is the demo's (tests/release/test_e2e.py)."""
     from devtools.demo import ACCOUNT, REGION
 
     # dev is deployed (the promotion fixture); staging is not

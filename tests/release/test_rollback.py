@@ -11,7 +11,7 @@ import json
 import boto3
 import pytest
 
-from tests.test_cli import endpointctl
+from tests.cli.test_cli import endpointctl
 
 ENDPOINT = "rc-fraud-detection-staging-serverless"
 ALARM = f"{ENDPOINT}-AllTraffic-ModelLatency"

@@ -9,7 +9,7 @@ import pytest
 
 from serving_config.config import ConfigError, parse_config
 from tests.conftest import env_config
-from tests.test_stack import data_bucket
+from tests.stack.test_stack import data_bucket
 
 
 def refused(raw) -> str:

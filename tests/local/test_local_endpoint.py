@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from endpointctl.local import LocalEndpoint
+from tests.conftest import ROOT
 
 GOOD = json.dumps({"instances": [[0.5, 1.2, 0.3, 0.8, 0.1]]})
 
@@ -94,7 +95,7 @@ def test_only_the_containers_routes(endpoint):
 def test_a_handler_exception_is_a_500_with_the_traceback_in_the_server_log(sample_model, tmp_path):
     code = tmp_path / "code"
     code.mkdir()
-    (code / "inference.py").write_text((Path(__file__).parent / "image_serving" / "echo_inference.py").read_text())
+    (code / "inference.py").write_text((ROOT / "tests" / "image_serving" / "echo_inference.py").read_text())
     with LocalEndpoint(model_data=sample_model, code=code) as running:
         status, content_type, body = request(running.url, "POST", "/invocations", "raise in predict_fn")
         log = running.stop()
@@ -223,7 +224,7 @@ def test_a_body_over_the_limit_sent_in_full_still_gets_its_413(endpoint):
     assert status == 413 and b"body is 10000000 bytes" in body
 
 
-# Malformed HTTP that the container's nginx answers 400 (tests/test_image_parity.py
+# Malformed HTTP that the container's nginx answers 400 (tests/handler/test_image_parity.py
 # compares these with nginx itself).
 MALFORMED_HTTP = {
     "a garbage request line": b"\x01\x02garbage\r\n\r\n",

@@ -1,6 +1,6 @@
 """A hostile user against `endpointctl serve` (not part of the suite; run by hand):
 
-    .venv/bin/python -m tests.hostile_run [--requests 10000]
+    .venv/bin/python -m tests.local.hostile_run [--requests 10000]
 
 Sends generated requests — bodies of any bytes, JSON and CSV with numbers of any
 magnitude, every codec name as a charset, odd content types and accepts, malformed HTTP
@@ -28,8 +28,8 @@ from pathlib import Path
 
 from endpointctl.local import LocalEndpoint
 from endpointctl.training import write_sample_model
-from tests.test_image_parity import MALFORMED_DIFFERENCES
-from tests.test_local_endpoint import MALFORMED_HTTP, open_slow_connections, raw_exchange
+from tests.handler.test_image_parity import MALFORMED_DIFFERENCES
+from tests.local.test_local_endpoint import MALFORMED_HTTP, open_slow_connections, raw_exchange
 
 CODECS = sorted(set(encodings.aliases.aliases) | set(encodings.aliases.aliases.values())
                 | {"undefined", "punycode", "idna", "rot13", "base64", "klingon", "utf-8\x00"})

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from endpointctl.local import LocalEndpoint
 from tests.conftest import ROOT
 from tests.image_serving.image_stack import code_archive_for, start_image_server
-from tests.test_local_endpoint import ACCEPTS, BODIES, CONTENT_TYPES, MALFORMED_HTTP, Answer, raw_exchange, send
+from tests.local.test_local_endpoint import ACCEPTS, BODIES, CONTENT_TYPES, MALFORMED_HTTP, Answer, raw_exchange, send
 
 pytestmark = pytest.mark.image
 IMAGE_SERVING = ROOT / "tests" / "image_serving"

@@ -1,0 +1,1 @@
+"""Tests of the configuration: parsing, preflight, generated configs, the schema."""

@@ -1,0 +1,1 @@
+"""Tests of the local endpoint: serving, capture, a shadow served locally."""

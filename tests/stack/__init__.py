@@ -1,0 +1,1 @@
+"""Tests of the stacks: templates, production rules, hardening, snapshots, environments, the container contract."""

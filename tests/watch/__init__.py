@@ -1,0 +1,1 @@
+"""Tests of watching a live model: the monitor, its stack, comparisons, shadows."""

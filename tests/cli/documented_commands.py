@@ -34,7 +34,7 @@ RUN = "run"  # run in one workspace on the local AWS; must exit 0 (or as `expect
 SERVE = "serve"  # a server the user leaves running: started in the background, stopped at the end
 SHELL = "shell"  # changes the shell (export): run, and its environment kept for what follows
 PARSE = "parse"  # real AWS only: parsed by the tool that would run it (argparse, `cdk <cmd> --help`)
-SUITE = "suite"  # the suite itself runs it (`make demo` is tests/release/test_e2e.py): its make target must exist
+SUITE = "suite"  # the suite itself (`make test`, a pytest subset) or the machine it runs on: the target, files and markers must exist
 KINDS = (RUN, SERVE, SHELL, PARSE, SUITE)
 
 # Order of the run: commands run by phase, then in document order.
@@ -54,13 +54,17 @@ class Rule:
 RULES: tuple[Rule, ...] = (
     Rule(r"^make (test|demo)\b", SUITE, "the suite is `make test`; `make demo` is `python -m devtools.demo`, run by tests/release/test_e2e.py"),
     Rule(r"^make (setup|bench|synth|snapshot-update)\b", SUITE, "sets up or measures the machine the suite runs on"),
+    Rule(r"^(\.venv/bin/)?python -m pytest\b", SUITE, "a subset of the suite: the files it names and the markers it "
+         "selects must exist (tests/cli/test_documented_commands.py)"),
     Rule(r"^export PATH=", SHELL, "puts the project's CDK CLI and endpointctl on PATH", phase=SETUP),
     Rule(r"--profile\b", PARSE, "names an AWS profile: another account, real AWS only"),
     Rule(r"^npx cdk bootstrap .*--trust\b", PARSE, "trusts another account: real AWS only"),
     Rule(r"^npx cdk .*-c pipeline=true", PARSE, "the pipeline needs a CodeStar connection and three accounts"),
     Rule(r"^endpointctl train-sample\b", RUN, "trains the sample model", phase=SETUP),
     Rule(r"^npx cdk bootstrap aws://ACCOUNT/REGION$", RUN, "bootstraps the local AWS", phase=SETUP),
-    Rule(r"^endpointctl serve\b", SERVE, "a local endpoint the user leaves running", phase=SETUP),
+    # In document order, after the deploy: the invokes that follow a `serve` in a document go to
+    # it, and a second `serve` replaces the first, as a user restarts it in the other terminal.
+    Rule(r"^endpointctl serve\b", SERVE, "a local endpoint the user leaves running"),
     Rule(r"^npx cdk (diff|synth)\b", RUN, "compares with or synthesizes what is deployed", phase=BEFORE_DEPLOY),
     Rule(r"^npx cdk deploy\b", RUN, "deploys to the local AWS", phase=DEPLOY, answers=("--require-approval", "never")),
     # The local AWS completes transform jobs without writing output (README, Known limits): the
@@ -69,6 +73,8 @@ RULES: tuple[Rule, ...] = (
          expect=(1, "is not there")),
     Rule(r"^endpointctl (preflight|invoke|transform|status|cost|plan|register|approve|reject|smoke-test)\b", RUN,
          "runs against the deployed stack, the local endpoint or the workspace's files"),
+    Rule(r"^endpointctl (baseline|monitor|compare)\b(?!.*--env)", RUN,
+         "scores a holdout, or reads the capture the local endpoint wrote"),
     Rule(r"^npx cdk destroy\b", RUN, "removes what the run deployed", phase=LAST, answers=("--force",)),
 )
 

@@ -1,5 +1,5 @@
-"""The README's dashboard picture is drawn from the synthesized prod dashboard, and its
-example release plan is what `endpointctl plan` prints for it."""
+"""The dashboard picture (docs/stack.md) is drawn from the synthesized prod dashboard, and
+the example release plan (docs/release.md) is what `endpointctl plan` prints for it."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def test_dashboard_picture_matches_the_prod_dashboard(synthesized, request):
     assert PICTURE.read_text() == drawn, "the dashboard changed: run `make snapshot-update` and commit docs/dashboard.svg"
 
 
-README = ROOT / "README.md"
+RELEASE_DOC = ROOT / "docs" / "release.md"  # the example plan lives with the release path it shows
 PLAN_BLOCK = re.compile(r"(<!-- release-plan:begin -->\n)(.*?)(<!-- release-plan:end -->)", re.S)
 LATENCY = re.compile(r"\d+(\.\d+)? ms\b")
 
@@ -27,16 +27,16 @@ def _without_latencies(text: str) -> str:
     return LATENCY.sub("… ms", text)
 
 
-def test_readme_release_plan_is_what_the_command_prints(release_assemblies, request):
+def test_example_release_plan_is_what_the_command_prints(release_assemblies, request):
     from endpointctl.plan import make_plan, markdown
 
     plan = make_plan(release_assemblies["base"], release_assemblies["retrained"], environments=["prod"])
     printed = f"````markdown\n{markdown.render(plan)}````\n"
-    readme = README.read_text()
+    document = RELEASE_DOC.read_text()
     if request.config.getoption("--snapshot-update"):
-        readme = PLAN_BLOCK.sub(lambda m: m.group(1) + printed + m.group(3), readme)
-        README.write_text(readme)
-    shown = PLAN_BLOCK.search(readme).group(2)
+        document = PLAN_BLOCK.sub(lambda m: m.group(1) + printed + m.group(3), document)
+        RELEASE_DOC.write_text(document)
+    shown = PLAN_BLOCK.search(document).group(2)
     assert _without_latencies(shown) == _without_latencies(printed), (
-        "the release plan changed: run `make snapshot-update` (it also rewrites the README example) "
-        "and commit README.md")
+        "the release plan changed: run `make snapshot-update` (it also rewrites the example in docs/release.md) "
+        "and commit docs/release.md")

@@ -123,10 +123,29 @@ SUITE_COMMANDS = [c for c in SHOWN.commands if c.rule() and c.rule().kind == SUI
 
 
 @pytest.mark.parametrize("shown", SUITE_COMMANDS, ids=_ids(SUITE_COMMANDS))
-def test_make_targets_shown_exist(shown: Shown):
-    targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M))
-    assert shown.argv[0] == "make" and set(shown.argv[1:]) <= targets, (
-        f"{shown.where}: `{shown.line}`: the Makefile has no such target (it has {sorted(targets)})")
+def test_suite_commands_shown_exist(shown: Shown):
+    """`make TARGET`: the target exists. A pytest subset: the files it names exist, and its
+    `-m` expression names only declared markers (pytest's --strict-markers would refuse
+    others only at run time)."""
+    if shown.argv[0] == "make":
+        targets = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), re.M))
+        assert set(shown.argv[1:]) <= targets, (
+            f"{shown.where}: `{shown.line}`: the Makefile has no such target (it has {sorted(targets)})")
+        return
+    import tomllib
+
+    argv = list(shown.argv)
+    assert argv[1:3] == ["-m", "pytest"], f"{shown.where}: `{shown.line}`: not `python -m pytest`"
+    declared = {marker.split(":")[0] for marker in
+                tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]}
+    arguments = argv[3:]
+    for flag, value in zip(arguments, arguments[1:]):
+        if flag == "-m":
+            named = set(re.findall(r"\w+", value)) - {"and", "or", "not"}
+            assert named <= declared, f"{shown.where}: `{shown.line}`: no marker {sorted(named - declared)}"
+    files = [a for a in arguments if a.startswith("tests/")]
+    assert all((ROOT / f.split("::")[0]).exists() for f in files), (
+        f"{shown.where}: `{shown.line}`: no {[f for f in files if not (ROOT / f.split('::')[0]).exists()]}")
 
 
 # -------------------------------------------------------------- the parser itself
@@ -285,6 +304,7 @@ class Session:
         return None
 
     def start_server(self, line: str) -> str | None:
+        self.stop_servers()  # the user's other terminal: a new `serve` replaces the one running
         server = subprocess.Popen(["bash", "-c", f"exec {line}"], cwd=self.folder, env=self.env, start_new_session=True,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.servers.append(server)
@@ -305,6 +325,7 @@ class Session:
             if server.poll() is None:
                 os.killpg(server.pid, signal.SIGTERM)
                 server.wait(timeout=30)
+        self.servers = []
 
 
 @pytest.mark.e2e

@@ -77,7 +77,7 @@ class ServingStack(cdk.Stack):
         endpoint_role_grants(env, self.endpoint, self.data, self.inference_role)
         self.log_group = endpoint_log_group(self, env, self.endpoint, self.data)
         self.dashboard = EndpointDashboard(self, "Dashboard", endpoint=self.endpoint)
-        self.monitor = watch_live_model(self, env)
+        self.monitor = watch_live_model(self, env, model_package)
         self.batch = BatchTransform(
             self, "BatchTransform", bucket=self.bucket, role_name=env.batch_role_name, role_path=env.iam_path,
             image=self.models.image, model_data=self.models.batch_model_data, source=self.models.source,
@@ -87,7 +87,10 @@ class ServingStack(cdk.Stack):
         stack_outputs(self, env)
         self.registry = model_registry_of(self, model_registry, registry_readers, self.data)
         if model_package is not None:
-            deploys_package(self, model_package, registry=self.registry, roles=[self.inference_role, self.batch.role])
+            # The monitoring job reads the version's baseline, beside its archive, under the same key.
+            monitor_role = [self.monitor.job_role] if self.monitor is not None else []
+            deploys_package(self, model_package, registry=self.registry,
+                            roles=[self.inference_role, self.batch.role, *monitor_role])
         if deployment_checks is not None:
             DeploymentCheckRole(self, "DeploymentChecks", role_name=deployment_checks.role_name,
                                 trusted_role_arn=deployment_checks.trusted_role_arn, endpoint=self.endpoint)

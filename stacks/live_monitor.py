@@ -57,7 +57,7 @@ def monitoring_skipped(env: Environment, package: ResolvedPackage | None = None)
 def baseline_of(env: Environment, package: ResolvedPackage | None) -> MonitorBaseline:
     """The registered version's baseline (in the registry bucket), unless config names one."""
     if env.monitoring.baseline is None and package is not None and package.baseline_url is not None:
-        return MonitorBaseline.from_s3_url(package.baseline_url)
+        return MonitorBaseline.from_registered_package(package.baseline_url)
     return MonitorBaseline.from_file(monitoring_baseline(env))
 
 

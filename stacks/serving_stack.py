@@ -87,10 +87,7 @@ class ServingStack(cdk.Stack):
         stack_outputs(self, env)
         self.registry = model_registry_of(self, model_registry, registry_readers, self.data)
         if model_package is not None:
-            # The monitoring job reads the version's baseline, beside its archive, under the same key.
-            monitor_role = [self.monitor.job_role] if self.monitor is not None else []
-            deploys_package(self, model_package, registry=self.registry,
-                            roles=[self.inference_role, self.batch.role, *monitor_role])
+            deploys_package(self, model_package, registry=self.registry, roles=[self.inference_role, self.batch.role])
         if deployment_checks is not None:
             DeploymentCheckRole(self, "DeploymentChecks", role_name=deployment_checks.role_name,
                                 trusted_role_arn=deployment_checks.trusted_role_arn, endpoint=self.endpoint)

@@ -189,5 +189,5 @@ def test_a_baseline_url_that_is_not_an_s3_json_object_is_refused():
     from sagemaker_serving.monitoring import MonitorBaseline
 
     with pytest.raises(ValueError, match=r"^monitoring baseline: got 's3://bucket/'; allowed: s3://bucket/key.json$"):
-        MonitorBaseline.from_s3_url("s3://bucket/")
-    assert Path(MonitorBaseline.from_s3_url(BASELINE_URL).key).name.startswith("baseline-")
+        MonitorBaseline.from_registered_package("s3://bucket/")
+    assert Path(MonitorBaseline.from_registered_package(BASELINE_URL).key).name.startswith("baseline-")

@@ -71,10 +71,13 @@ class MonitorBaseline(abc.ABC):
         return _FileBaseline(path)
 
     @staticmethod
-    def from_s3_url(url: str) -> "MonitorBaseline":
+    def from_registered_package(url: str) -> "MonitorBaseline":
         """A registered version's baseline, in the registry bucket beside its archive
         (`endpointctl register --baseline-data`)."""
         return _S3Baseline(url)
+
+    # Whether it is a registry version's (the job then decrypts it with the registry's key).
+    in_registry = False
 
     @abc.abstractmethod
     def bind(self, scope: Construct, role: iam.Role) -> str:
@@ -95,6 +98,8 @@ S3_JSON_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?
 
 
 class _S3Baseline(MonitorBaseline):
+    in_registry = True
+
     def __init__(self, url: str):
         match = S3_JSON_URL.match(url)
         if not match:
@@ -133,6 +138,7 @@ class LiveModelMonitor(Construct):
         self.job_name_prefix = job_name_prefix[:30].rstrip("-")  # + -quality-YYYYMMDDHH-xxxxxxxx <= 63
         self.code = s3_assets.Asset(self, "Code", path=str(CODE_DIR), exclude=["__pycache__", "*.pyc"])
         self.job_role = self._job_role(image, network, baseline)
+        self.reads_registry = baseline.in_registry
         self.state_machine = self._state_machine(image, network)
         self.schedule_role = iam.Role(self, "ScheduleRole", assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
                                       description=f"Starts the monitoring workflow of {watched.endpoint_name}")

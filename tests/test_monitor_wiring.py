@@ -191,3 +191,24 @@ def test_a_baseline_url_that_is_not_an_s3_json_object_is_refused():
     with pytest.raises(ValueError, match=r"^monitoring baseline: got 's3://bucket/'; allowed: s3://bucket/key.json$"):
         MonitorBaseline.from_registered_package("s3://bucket/")
     assert Path(MonitorBaseline.from_registered_package(BASELINE_URL).key).name.startswith("baseline-")
+
+
+@pytest.mark.parametrize("case", ["prod", "prod-shadow", "prod-pinned-imported"])
+def test_every_state_is_reachable_and_every_path_ends(synthesized, case):
+    """Each Next, Default and Choice names a state; every state is reached from StartAt;
+    the ends are the two publishing states."""
+    workflow = _workflow(synthesized.templates[case])
+    states = workflow["States"]
+
+    def successors(state: dict) -> list[str]:
+        return [t for t in [state.get("Next"), state.get("Default"), *(c["Next"] for c in state.get("Choices", []))] if t]
+
+    seen, todo = set(), [workflow["StartAt"]]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            assert name in states, f"{name} is named but not defined"
+            seen.add(name)
+            todo += successors(states[name])
+    assert seen == set(states)
+    assert {n for n, s in states.items() if s.get("End")} == {"PublishMetrics", "PublishNoData"}

@@ -153,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
     registry_env = ENV_HELP + " holding the model registry (default: model_registry.environment, dev)"
     p = commands.add_parser("register", help="register model.tar.gz as a new version awaiting approval")
     p.add_argument("--model-data", type=Path, required=True, help="model.tar.gz to register (preflighted first)")
+    p.add_argument("--baseline-data", type=arguments.path, metavar="CSV",
+                   help="holdout CSV: stores the version's monitoring baseline with it (as `endpointctl baseline`)")
+    p.add_argument("--baseline-labels", type=arguments.path, metavar="CSV",
+                   help="one 0/1 per holdout row: the baseline adds precision, recall and ROC AUC")
     p.add_argument("--env", help=registry_env)
     for name, text in (("approve", "approve a registered version (starts the pipeline)"),
                        ("reject", "reject a registered version (it is never deployed)")):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ from serving_runtime.contract import (CODE_IN_ARCHIVE, DEFAULT_PROGRAM, MODEL_AR
 from serving_config.paths import HANDLER_DIR
 from serving_runtime.image import image_uri
 from serving_runtime.preflight import preflight_in_subprocess
-from serving_config.model_package import list_versions
+from serving_config.model_package import BASELINE_URL_PROPERTY, list_versions
 
 REGISTRY_PREFIX = REGISTRY_ARCHIVE_PREFIX.rstrip("/")
 CONTENT_TYPES = list(SUPPORTED_CONTENT_TYPES)
@@ -84,6 +85,12 @@ def run_register(args: argparse.Namespace) -> int:
     model_data: Path = args.model_data
     if not model_data.is_file():
         raise CommandError(f"--model-data {model_data} does not exist; train one with `endpointctl train-sample`")
+    if args.baseline_labels is not None and args.baseline_data is None:
+        raise CommandError("--baseline-labels: given without --baseline-data; allowed: the labels of that holdout, "
+                           "with it")
+    for flag, given in (("--baseline-data", args.baseline_data), ("--baseline-labels", args.baseline_labels)):
+        if given is not None and not given.is_file():
+            raise CommandError(f"{flag} {given} does not exist")
     env = environment(registry_environment(args))
     limit = env.endpoint.payload_limit_bytes
     preflight_in_subprocess(model_data, handler_dir=HANDLER_DIR, max_response_bytes=limit,
@@ -96,6 +103,7 @@ def run_register(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="register-") as workdir:
         archive = Path(workdir) / "model.tar.gz"
         archive.write_bytes(packed)
+        baseline = version_baseline(args, archive, where, archive_key=_digest(packed))
         summary = behaviour_summary(archive, current[-1] if current else None)
     # The container environment SklearnModel gives an endpoint's model (constructs/…/model.py);
     # a deploy sets each model's own HANDLER_MAX_REQUEST_BYTES and SAGEMAKER_REGION.
@@ -121,14 +129,35 @@ def run_register(args: argparse.Namespace) -> int:
             "HandlerSha256": hashlib.sha256(source_bundle_bytes(HANDLER_DIR)).hexdigest(),
             "SourceFile": model_data.name[:256],
             **summary.metadata,
+            **baseline,
         },
     )["ModelPackageArn"]
     version = arn.rsplit("/", 1)[-1]
     print(f"registered {where.group} version {version}: {arn}")
     print(f"  archive {model_url} (model, and the handler under code/)")
+    if baseline:
+        print(f"  baseline {baseline[BASELINE_URL_PROPERTY]}: environments deploying this version are monitored against it")
     print(f"  {summary.line}")
     print(f"  status PendingManualApproval: `endpointctl approve {version}` or `endpointctl reject {version} --reason …`")
     return 0
+
+
+def version_baseline(args: argparse.Namespace, archive: Path, where: Registry, *, archive_key: str) -> dict[str, str]:
+    """The version's baseline (`--baseline-data`, `--baseline-labels`), computed as
+    `endpointctl baseline` does (the archive served through its own handler, in the
+    sandboxed child) and stored beside the archive, content-addressed; the
+    CustomerMetadataProperties naming it (none without --baseline-data)."""
+    from endpointctl.watch import build_baseline
+
+    if args.baseline_data is None:
+        return {}
+    document = build_baseline(model_data=str(archive), code=CODE_IN_ARCHIVE, program=DEFAULT_PROGRAM,
+                              data=args.baseline_data, labels=args.baseline_labels,
+                              flags=("--baseline-data", "--baseline-labels"))
+    body = (json.dumps(document, indent=1) + "\n").encode()
+    key = f"{REGISTRY_PREFIX}/{where.group}/{archive_key}/baseline-{_digest(body)}.json"
+    return {BASELINE_URL_PROPERTY: upload_once(body, where.bucket, key),
+            "BaselineSha256": hashlib.sha256(body).hexdigest()}
 
 
 def approved_versions(sagemaker: Any, group: str) -> list[dict[str, Any]]:

@@ -45,18 +45,21 @@ def _read_text(path: Path, what: str) -> str:
         raise CommandError(f"{what} {path}: {getattr(error, 'strerror', None) or error}") from None
 
 
-def build_baseline(*, model_data: str, code: str, program: str, data: Path, labels: Path | None) -> dict[str, Any]:
-    """The baseline of `model_data` on the holdout `data` (and its `labels`)."""
+def build_baseline(*, model_data: str, code: str, program: str, data: Path, labels: Path | None,
+                   flags: tuple[str, str] = ("--data", "--labels")) -> dict[str, Any]:
+    """The baseline of `model_data` on the holdout `data` (and its `labels`); errors name
+    the command's `flags` for the two files."""
+    data_flag, labels_flag = flags
     try:
-        holdout = baselines.parse_holdout(_read_text(data, "--data"))
-        label_list = baselines.parse_labels(_read_text(labels, "--labels"), holdout.total) if labels else None
+        holdout = baselines.parse_holdout(_read_text(data, data_flag))
+        label_list = baselines.parse_labels(_read_text(labels, labels_flag), holdout.total) if labels else None
     except baselines.BaselineError as error:
-        raise CommandError(f"--data {data}: {error}") from None
+        raise CommandError(f"{data_flag} {data}: {error}") from None
     if label_list is not None:  # the labels of the rows that are scored
         label_list = [label for label, kept in zip(label_list, holdout.kept) if kept]
     rows = holdout.rows
     if len(rows) < 2:
-        raise CommandError(f"--data {data}: fewer than 2 rows hold a finite number in every field")
+        raise CommandError(f"{data_flag} {data}: fewer than 2 rows hold a finite number in every field")
     with tempfile.TemporaryDirectory(prefix="endpointctl-baseline-") as workdir:
         sample = Path(workdir) / "holdout.csv"
         sample.write_text("\n".join(",".join(repr(v) for v in row) for row in rows) + "\n")

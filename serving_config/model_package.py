@@ -33,6 +33,8 @@ REFERENCE_PATTERN = (rf"^({GROUP_NAME}:{LATEST_APPROVED}|arn:aws[a-z-]*:sagemake
                      rf"model-package/{GROUP_NAME}/\d+)$")
 ALLOWED = f"'<group>:{LATEST_APPROVED}' or arn:aws:sagemaker:REGION:ACCOUNT:model-package/GROUP/VERSION"
 CONTEXT_FILE = Path("cdk.context.json")
+# The version's CustomerMetadataProperties key naming its baseline's s3:// URL.
+BASELINE_URL_PROPERTY = "BaselineUrl"
 REFRESH_CONTEXT_KEY = "model_package_refresh"
 
 
@@ -71,6 +73,9 @@ class ResolvedPackage:
     version: int
     model_data_url: str
     image: str
+    # The version's baseline (`endpointctl register --baseline-data`), beside its archive;
+    # None: registered without one (or recorded before baselines were).
+    baseline_url: str | None = None
 
     def to_context(self) -> dict[str, Any]:
         return asdict(self)
@@ -202,6 +207,7 @@ def _approved(package: Mapping[str, Any], reference: str) -> ResolvedPackage:
         version=int(package["ModelPackageVersion"]),
         model_data_url=containers[0]["ModelDataUrl"],
         image=containers[0]["Image"],
+        baseline_url=package.get("CustomerMetadataProperties", {}).get(BASELINE_URL_PROPERTY),
     )
 
 

@@ -9,6 +9,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 
+from sagemaker_serving.monitoring import LiveModelMonitor
 from sagemaker_serving.nag import acknowledge_wildcard_resource
 from sagemaker_serving.registry import ModelRegistry
 from serving_config.model_package import RegistrySettings, ResolvedPackage
@@ -35,17 +36,21 @@ def model_registry_of(stack: "ServingStack", settings: RegistrySettings | None, 
 
 def deploys_package(stack: cdk.Stack, package: ResolvedPackage, *, registry: ModelRegistry | None,
                     roles: Sequence[iam.IRole]) -> None:
-    """Record which version is deployed, and let the models decrypt its archive (the
-    registry's key policy allows the other environments' accounts through S3)."""
-    for model in stack.node.find_all():
-        if isinstance(model, sagemaker.CfnModel):  # the endpoint's models and the batch model
-            cdk.Tags.of(model).add("ModelPackageArn", package.arn)
+    """Record which version is deployed, and let the models decrypt its archive, and the
+    monitoring job its baseline beside it (the registry's key policy allows the other
+    environments' accounts through S3)."""
+    readers = list(roles)
+    for construct in stack.node.find_all():
+        if isinstance(construct, sagemaker.CfnModel):  # the endpoint's models and the batch model
+            cdk.Tags.of(construct).add("ModelPackageArn", package.arn)
+        if isinstance(construct, LiveModelMonitor) and construct.reads_registry:
+            readers.append(construct.job_role)
     cdk.CfnOutput(stack, "ModelPackageArn", value=package.arn, description="The approved model version deployed")
     # The archive is encrypted with the registry's key: exactly that key when this
     # stack holds the registry, else any key of the registry's account, through S3 only.
     registry_account = package.arn.split(":")[4]
     keys = registry.key.key_arn if registry else f"arn:{stack.partition}:kms:{stack.region}:{registry_account}:key/*"
-    for role in roles:
+    for role in readers:
         if not isinstance(role, iam.Role):
             continue  # an imported role is granted by whoever owns it
         role.add_to_principal_policy(iam.PolicyStatement(

@@ -77,7 +77,7 @@ class ServingStack(cdk.Stack):
         endpoint_role_grants(env, self.endpoint, self.data, self.inference_role)
         self.log_group = endpoint_log_group(self, env, self.endpoint, self.data)
         self.dashboard = EndpointDashboard(self, "Dashboard", endpoint=self.endpoint)
-        self.monitor = watch_live_model(self, env)
+        self.monitor = watch_live_model(self, env, model_package)
         self.batch = BatchTransform(
             self, "BatchTransform", bucket=self.bucket, role_name=env.batch_role_name, role_path=env.iam_path,
             image=self.models.image, model_data=self.models.batch_model_data, source=self.models.source,

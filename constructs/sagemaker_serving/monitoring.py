@@ -16,7 +16,9 @@ with a fixed input and cannot publish what an isolated job measured.
 
 from __future__ import annotations
 
+import abc
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -59,6 +61,63 @@ ENTRYPOINT = [
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
 
 
+class MonitorBaseline(abc.ABC):
+    """The baseline the job reads as its `baseline` input; each source binds its own read
+    permission, on exactly that object."""
+
+    @staticmethod
+    def from_file(path: Path) -> "MonitorBaseline":
+        """A local baseline.json, shipped as an asset (an environment's `model_data`)."""
+        return _FileBaseline(path)
+
+    @staticmethod
+    def from_registered_package(url: str) -> "MonitorBaseline":
+        """A registered version's baseline, in the registry bucket beside its archive
+        (`endpointctl register --baseline-data`)."""
+        return _S3Baseline(url)
+
+    # Whether it is a registry version's (the job then decrypts it with the registry's key).
+    in_registry = False
+
+    @abc.abstractmethod
+    def bind(self, scope: Construct, role: iam.Role) -> str:
+        """Grant `role` read on the baseline and return its s3:// URL."""
+
+
+class _FileBaseline(MonitorBaseline):
+    def __init__(self, path: Path):
+        self.path = path
+
+    def bind(self, scope: Construct, role: iam.Role) -> str:
+        asset = s3_assets.Asset(scope, "Baseline", path=str(self.path))
+        _read_object(role, "ReadBaseline", asset.s3_bucket_name, asset.s3_object_key)
+        return asset.s3_object_url
+
+
+S3_JSON_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>[^*?]+\.json)$")
+
+
+class _S3Baseline(MonitorBaseline):
+    in_registry = True
+
+    def __init__(self, url: str):
+        match = S3_JSON_URL.match(url)
+        if not match:
+            raise ValueError(f"monitoring baseline: got {url!r}; allowed: s3://bucket/key.json")
+        self.url, self.bucket, self.key = url, match["bucket"], match["key"]
+
+    def bind(self, scope: Construct, role: iam.Role) -> str:
+        _read_object(role, "ReadBaseline", self.bucket, self.key)
+        return self.url
+
+
+def _read_object(role: iam.Role, sid: str, bucket: str, key: str) -> None:
+    """One object, not its bucket; one statement each, so the template's order does not
+    follow the assets' hashes."""
+    role.add_to_policy(iam.PolicyStatement(sid=sid, actions=["s3:GetObject"], resources=[
+        f"arn:{cdk.Stack.of(role).partition}:s3:::{bucket}/{key}"]))
+
+
 @dataclass(frozen=True)
 class MonitoredEndpoint:
     """What the monitor watches: the endpoint, its production variant (and shadow)."""
@@ -72,14 +131,14 @@ class LiveModelMonitor(Construct):
     """The scheduled monitor of one endpoint's captured traffic."""
 
     def __init__(self, scope: Construct, id: str, *, watched: MonitoredEndpoint, settings: MonitoringSettings,
-                 baseline_file: Path, bucket: s3.IBucket, key: kms.IKey, image: SklearnImage, network: NetworkSettings,
+                 baseline: MonitorBaseline, bucket: s3.IBucket, key: kms.IKey, image: SklearnImage, network: NetworkSettings,
                  topics: Sequence[sns.ITopic], job_name_prefix: str) -> None:
         super().__init__(scope, id)
         self.watched, self.settings, self.bucket, self.key = watched, settings, bucket, key
         self.job_name_prefix = job_name_prefix[:30].rstrip("-")  # + -quality-YYYYMMDDHH-xxxxxxxx <= 63
         self.code = s3_assets.Asset(self, "Code", path=str(CODE_DIR), exclude=["__pycache__", "*.pyc"])
-        self.baseline = s3_assets.Asset(self, "Baseline", path=str(baseline_file))
-        self.job_role = self._job_role(image, network)
+        self.job_role = self._job_role(image, network, baseline)
+        self.reads_registry = baseline.in_registry
         self.state_machine = self._state_machine(image, network)
         self.schedule_role = iam.Role(self, "ScheduleRole", assumed_by=iam.ServicePrincipal("events.amazonaws.com"),
                                       description=f"Starts the monitoring workflow of {watched.endpoint_name}")
@@ -103,7 +162,7 @@ class LiveModelMonitor(Construct):
         return self.bucket.grant_read(grantee, f"{MONITORING_PREFIX}*")
 
     # ---------------------------------------------------------------- the job
-    def _job_role(self, image: SklearnImage, network: NetworkSettings) -> iam.Role:
+    def _job_role(self, image: SklearnImage, network: NetworkSettings, baseline: MonitorBaseline) -> iam.Role:
         """Reads the captures of this endpoint, the labels, its code and baseline; writes reports."""
         role = iam.Role(self, "JobRole", assumed_by=sagemaker_principal(self),
                         description=f"Monitoring job of {self.watched.endpoint_name}: reads capture, writes monitoring/")
@@ -112,16 +171,10 @@ class LiveModelMonitor(Construct):
         reports = self.bucket.arn_for_objects(f"{MONITORING_PREFIX}*")
         role.add_to_policy(iam.PolicyStatement(sid="ReadCaptureAndLabels", actions=["s3:GetObject"],
                                                resources=[captured, labels]))
-        role.add_to_policy(iam.PolicyStatement(
-            sid="ListCaptureAndLabels", actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{DATA_CAPTURE_PREFIX}{self.watched.endpoint_name}/*",
-                                                     f"{GROUND_TRUTH_PREFIX}*"]}}))
+        role.add_to_policy(self._list_capture_and_labels())
         role.add_to_policy(iam.PolicyStatement(sid="WriteReports", actions=["s3:PutObject"], resources=[reports]))
-        # These two objects, not the whole asset bucket; one statement each, so the
-        # template's order does not follow the assets' hashes.
-        for sid, asset in (("ReadJobCode", self.code), ("ReadBaseline", self.baseline)):
-            role.add_to_policy(iam.PolicyStatement(sid=sid, actions=["s3:GetObject"], resources=[
-                f"arn:{cdk.Stack.of(self).partition}:s3:::{asset.s3_bucket_name}/{asset.s3_object_key}"]))
+        _read_object(role, "ReadJobCode", self.code.s3_bucket_name, self.code.s3_object_key)
+        self.baseline_url = baseline.bind(self, role)
         self.key.grant(role, "kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
         image.grant_pull(self, role)
         if network.subnet_ids:
@@ -135,6 +188,14 @@ class LiveModelMonitor(Construct):
                                           "label (names are not a contract), and writes its reports under monitoring/")
         return role
 
+    def _list_capture_and_labels(self) -> iam.PolicyStatement:
+        """List this endpoint's capture and the labels (the job, and the workflow's check
+        that the window holds any)."""
+        return iam.PolicyStatement(
+            sid="ListCaptureAndLabels", actions=["s3:ListBucket"], resources=[self.bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{DATA_CAPTURE_PREFIX}{self.watched.endpoint_name}/*",
+                                                     f"{GROUND_TRUTH_PREFIX}*"]}})
+
     def _job_arguments(self, image: SklearnImage, network: NetworkSettings) -> dict[str, Any]:
         """CreateProcessingJob's request, as JSONata over the run's variables."""
         settings, watched = self.settings, self.watched
@@ -145,7 +206,7 @@ class LiveModelMonitor(Construct):
             arguments += [f"--{name.replace('_', '-')}", str(value)]
         if watched.shadow_variant:
             arguments += ["--shadow-variant", watched.shadow_variant]
-        capture_root = f"s3://{self.bucket.bucket_name}/{DATA_CAPTURE_PREFIX}{watched.endpoint_name}/{watched.production_variant}/"
+        capture_root = f"s3://{self.bucket.bucket_name}/{self._capture_key}"
         request = {
             "ProcessingJobName": jsonata("$jobName"),
             "RoleArn": self.job_role.role_arn,
@@ -154,7 +215,7 @@ class LiveModelMonitor(Construct):
                                                                "'--window-hours', $string($hours), '--kind', $kind])")},
             "ProcessingInputs": [
                 _s3_input("code", self.code.s3_object_url, f"{INPUT}/code"),
-                _s3_input("baseline", self.baseline.s3_object_url, f"{INPUT}/baseline"),
+                _s3_input("baseline", self.baseline_url, f"{INPUT}/baseline"),
                 _s3_input("capture", jsonata(f"'{capture_root}' & $partition"), jsonata(
                     f"'{INPUT}/capture/{watched.endpoint_name}/{watched.production_variant}/' & $partition")),
             ],
@@ -173,11 +234,10 @@ class LiveModelMonitor(Construct):
         return request
 
     # ---------------------------------------------------------------- the workflow
-    def _definition(self, image: SklearnImage, network: NetworkSettings) -> dict[str, Any]:
+    def _variables(self) -> list[dict[str, Any]]:
+        """The run's variables, one Pass state each (a state's Assign sees only the
+        variables of the states before it)."""
         delay_ms = self.settings.quality_label_delay_days * DAY_MS
-        run = self._job_arguments(image, network)
-        run["ProcessingInputs"].append(_s3_input("ground-truth", f"s3://{self.bucket.bucket_name}/{GROUND_TRUTH_PREFIX}",
-                                                 f"{INPUT}/ground-truth"))
         # Drift: the hour before this run. Quality: the whole day `quality_label_delay_days`
         # back (its labels have had time to arrive), read from its day partition.
         window = {
@@ -198,10 +258,21 @@ class LiveModelMonitor(Construct):
             "reportUri": jsonata(f"'s3://{self.bucket.bucket_name}/{MONITORING_PREFIX}' & $kind & '/' & "
                                  "$fromMillis($end, '[Y0001]/[M01]/[D01]/[H01]')"),
         }
-        # The ground truth input only where it can hold labels: the drift check reads none.
-        drift_run = {**run, "ProcessingInputs": run["ProcessingInputs"][:3],
-                     "AppSpecification": {**run["AppSpecification"], "ContainerArguments": run["AppSpecification"][
-                         "ContainerArguments"].replace('"--ground-truth", "%s/ground-truth", ' % INPUT, "")}}
+        return [window, timing, names]
+
+    def _definition(self, image: SklearnImage, network: NetworkSettings) -> dict[str, Any]:
+        """Before the job, the workflow lists the window's capture (and the labels): an
+        empty S3Prefix input is not something to hand SageMaker (training and transform
+        jobs refuse one: "No S3 objects found under S3 URL"), so an hour with no capture
+        publishes Records 0 and ends with the verdict no_data, and a quality run without
+        labels runs without that input (monitoring.job reads a missing folder as none)."""
+        run = self._job_arguments(image, network)
+        labels = _s3_input("ground-truth", f"s3://{self.bucket.bucket_name}/{GROUND_TRUTH_PREFIX}", f"{INPUT}/ground-truth")
+        quality_run = {**run, "ProcessingInputs": jsonata(f"$append({jsonata_of(run['ProcessingInputs'])}, $labelInputs)")}
+        # The drift check reads no labels.
+        drift_run = {**run, "AppSpecification": {**run["AppSpecification"], "ContainerArguments": run["AppSpecification"][
+            "ContainerArguments"].replace('"--ground-truth", "%s/ground-truth", ' % INPUT, "")}}
+        window, timing, names = self._variables()
         return {
             "QueryLanguage": "JSONata",
             "Comment": f"Monitor {self.watched.endpoint_name}: run monitoring.job over the window, publish its metrics",
@@ -209,11 +280,16 @@ class LiveModelMonitor(Construct):
             "States": {
                 "Window": {"Type": "Pass", "Assign": window, "Next": "Timing"},
                 "Timing": {"Type": "Pass", "Assign": timing, "Next": "Names"},
-                "Names": {"Type": "Pass", "Assign": names, "Next": "WhichCheck"},
-                "WhichCheck": {"Type": "Choice", "Default": "RunDriftJob",
-                               "Choices": [{"Condition": jsonata("$kind = 'quality'"), "Next": "RunQualityJob"}]},
+                "Names": {"Type": "Pass", "Assign": names, "Next": "FindCapture"},
+                "FindCapture": _list_one(self.bucket, jsonata(f"'{self._capture_key}' & $partition"),
+                                         {"captured": jsonata("$states.result.KeyCount > 0")}, "WhichCheck"),
+                "WhichCheck": {"Type": "Choice", "Default": "RunDriftJob", "Choices": [
+                    {"Condition": jsonata("$not($captured)"), "Next": "PublishNoData"},
+                    {"Condition": jsonata("$kind = 'quality'"), "Next": "FindLabels"}]},
+                "FindLabels": _list_one(self.bucket, GROUND_TRUTH_PREFIX, {"labelInputs": jsonata(
+                    f"$states.result.KeyCount > 0 ? [{jsonata_of(labels)}] : []")}, "RunQualityJob"),
                 "RunDriftJob": _sync_job(drift_run),
-                "RunQualityJob": _sync_job(run),
+                "RunQualityJob": _sync_job(quality_run),
                 "ReadMetrics": {
                     "Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:getObject",
                     "Arguments": {"Bucket": self.bucket.bucket_name,
@@ -225,8 +301,28 @@ class LiveModelMonitor(Construct):
                     "Arguments": {"Namespace": jsonata("$states.input.Namespace"),
                                   "MetricData": jsonata("$states.input.MetricData")},
                     "End": True},
+                "PublishNoData": self._no_data(),
             },
         }
+
+    @property
+    def _capture_key(self) -> str:
+        """The production variant's capture, under which the hours are partitioned."""
+        return f"{DATA_CAPTURE_PREFIX}{self.watched.endpoint_name}/{self.watched.production_variant}/"
+
+    def _no_data(self) -> dict[str, Any]:
+        """What the job publishes for a window without capture (monitoring.monitor.metric_data
+        of a no_data report: Records 0, for each variant it judges), and the verdict."""
+        variants = [self.watched.production_variant] + ([self.watched.shadow_variant] if self.watched.shadow_variant else [])
+        records = [{"MetricName": "Records", "Value": 0, "Unit": "Count", "Dimensions": [
+            {"Name": "EndpointName", "Value": self.watched.endpoint_name}, {"Name": "VariantName", "Value": variant},
+            {"Name": "Check", "Value": jsonata("$kind")}]} for variant in variants]
+        return {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:cloudwatch:putMetricData",
+                "Arguments": {"Namespace": NAMESPACE, "MetricData": records},
+                "Output": {"verdict": "no_data", "records": 0, "window": {
+                    "start": jsonata(f"$fromMillis($end - $hours * {HOUR_MS}, '[Y0001]-[M01]-[D01]T[H01]:00:00Z')"),
+                    "end": jsonata("$until")}},
+                "End": True}
 
     def _state_machine(self, image: SklearnImage, network: NetworkSettings) -> sfn.StateMachine:
         stack = cdk.Stack.of(self)
@@ -268,6 +364,7 @@ class LiveModelMonitor(Construct):
                                 actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"]),
             iam.PolicyStatement(sid="PassJobRole", actions=["iam:PassRole"], resources=[self.job_role.role_arn],
                                 conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}),
+            self._list_capture_and_labels(),
             iam.PolicyStatement(sid="ReadJobMetrics", actions=["s3:GetObject"],
                                 resources=[self.bucket.arn_for_objects(f"{MONITORING_PREFIX}*")]),
             iam.PolicyStatement(sid="PublishMetrics", actions=["cloudwatch:PutMetricData"], resources=["*"],
@@ -294,7 +391,8 @@ class LiveModelMonitor(Construct):
 
     # ---------------------------------------------------------------- alarms
     def _alarms(self, topics: Sequence[sns.ITopic]) -> list[cloudwatch.Alarm]:
-        """A silent monitor is an alarm: no Records for two hours, or a failed run, fires."""
+        """A silent monitor is an alarm: no record monitored for two hours (no report, or an
+        hour without capture: Records 0), or a failed run, fires."""
         s = self.settings
         day = cdk.Duration.days(1)
         specs = [
@@ -311,12 +409,13 @@ class LiveModelMonitor(Construct):
         ]
         alarms = [self._alarm(name, metric, threshold, what, missing) for name, metric, threshold, what, missing in specs]
         silent = cloudwatch.Alarm(
-            self, "MonitorSilent", metric=self.metric("Records", statistic="SampleCount"), threshold=1,
+            self, "MonitorSilent", metric=self.metric("Records"), threshold=1,
             comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD, evaluation_periods=2,
             treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
             alarm_name=f"{self.watched.endpoint_name}-monitor-silent",
-            alarm_description="No monitoring report for 2 hours: the drift job failed, found no capture, or is not "
-                              "scheduled. A silent monitor is an alarm (docs/monitoring.md).")
+            alarm_description="No captured record monitored for 2 hours: the drift job failed or is not scheduled, "
+                              "or nothing was captured (no traffic, or capture stopped). A silent monitor is an alarm "
+                              "(docs/monitoring.md).")
         failed = cloudwatch.Alarm(
             self, "MonitorRunsFailed", metric=self.state_machine.metric_failed(period=cdk.Duration.hours(1)),
             threshold=1, evaluation_periods=1, treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -358,6 +457,25 @@ def jsonata(expression: str) -> str:
 def _s3_input(name: str, uri: str, local_path: str) -> dict[str, Any]:
     return {"InputName": name, "S3Input": {"S3Uri": uri, "LocalPath": local_path, "S3DataType": "S3Prefix",
                                            "S3InputMode": "File", "S3DataDistributionType": "FullyReplicated"}}
+
+
+def jsonata_of(value: Any) -> str:
+    """A JSON value whose strings may be JSONata templates (`{% … %}`), as one JSONata
+    expression: to build a list whose length a run decides."""
+    if isinstance(value, str) and value.startswith("{% ") and value.endswith(" %}"):
+        return f"({value[3:-3]})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{json.dumps(k)}: {jsonata_of(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(jsonata_of(v) for v in value) + "]"
+    return json.dumps(value)
+
+
+def _list_one(bucket: s3.IBucket, prefix: str, assign: dict[str, str], next_state: str) -> dict[str, Any]:
+    """ListObjectsV2 of at most one key under `prefix`: whether anything is there."""
+    return {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:s3:listObjectsV2",
+            "Arguments": {"Bucket": bucket.bucket_name, "Prefix": prefix, "MaxKeys": 1},
+            "Assign": assign, "Next": next_state}
 
 
 def _sync_job(request: dict[str, Any]) -> dict[str, Any]:

@@ -12,8 +12,8 @@ import boto3
 import pytest
 
 from serving_config.model_package import look_up
-from tests.test_cli import endpointctl
-from tests.test_registry import GROUP, REGISTRY_TEMPLATE
+from tests.cli.test_cli import endpointctl
+from tests.release.test_registry import GROUP, REGISTRY_TEMPLATE
 
 
 @pytest.fixture(scope="module")

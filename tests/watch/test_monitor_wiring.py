@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONTEXT, serving_config
-from tests.test_monitoring_stack import _definition, _policy_statements
+from tests.conftest import CONTEXT, serving_settings
+from tests.watch.test_monitoring_stack import _definition, _policy_statements
 
 REGISTRY_BUCKET = "acme-sm-rc-fraud-detection-registry"
 ARCHIVE_KEY = "model-registry/rc-fraud-detection/0123456789abcdef"
@@ -127,7 +127,7 @@ def package_templates(tmp_path_factory, sample_model):
     from stacks.serving_stack import ServingStack
 
     app = cdk.App(context=CONTEXT, outdir=str(tmp_path_factory.mktemp("package.out")))
-    raw = serving_config(model_data=str(sample_model))  # the package's archive replaces it
+    raw = serving_settings(model_data=str(sample_model))  # the package's archive replaces it
     raw["environments"]["prod"].update(account="333333333333", region="us-east-1",
                                        model_package="rc-fraud-detection:latest-approved")
     named = json.loads(json.dumps(raw))

@@ -187,73 +187,64 @@ class Monitor:
 
     def _read(self, block, fast):
         """(features, scores, flags, records, labelled) of a block; unusable records counted.
-        Fast: a one-line CSV request or response is split here and float() of its values
-        is left to numpy over the whole block (a value it refuses raises _NotNumbers); a
-        JSON request's values are typed with the block too, unless its text holds a
-        boolean. Either way a record gets the answer `_usable` gives it."""
+        Fast: a one-line CSV request or response is split here, and float() of its values
+        is left to numpy over the whole block; a JSON request's values are typed with the
+        block's too, unless its text may hold a boolean (numpy would take true for 1.0).
+        A value float() refuses raises _NotNumbers: the block is then read again, not
+        fast, every record typed on its own. Either way a record gets `_usable`'s answer."""
         width, labels = self.width, self.labels
-        csv_values, rows, exact, scores, flags, labelled = [], [], [], [], [], []
+        csv_values, rows, scores, flags, labelled = [], [], [], [], []
         unusable = dict.fromkeys(self.unusable, 0)
         records = 0
         for event_id, inference_id, _, input_type, input_data, output_type, output_data in block:
             try:
-                if fast and input_type == CSV_TYPE and type(input_data) is str and "\n" not in input_data:
-                    values, count = input_data.split(","), 1
-                    if len(values) != width:
+                alone = not fast or type(input_data) is not str
+                if not alone and input_type == CSV_TYPE and "\n" not in input_data:
+                    csv_row, count = input_data.split(","), 1
+                    if len(csv_row) != width:
                         raise _Unusable("refused_input")
-                elif fast and input_type == JSON_TYPE and type(input_data) is str and not (
-                        "true" in input_data or "false" in input_data):
-                    values = _input_rows(input_type, input_data, width)
-                    count = len(values)
                 else:
-                    values, record_scores, record_flags = _usable(width, input_type, input_data, output_type,
-                                                                  output_data)
-                    count = len(values)
-                    exact.append(values)
-                    scores += record_scores
-                    flags += record_flags
-                    values = None
-                if values is None:
-                    pass
-                elif output_type == CSV_TYPE and type(output_data) is str and "\n" not in output_data:
+                    alone = alone or input_type != JSON_TYPE or "true" in input_data or "false" in input_data
+                    csv_row, request = None, _input_rows(input_type, input_data, width)
+                    count = len(request)
+                if not alone and output_type == CSV_TYPE and type(output_data) is str and "\n" not in output_data:
                     if count != 1:
                         raise _Unusable("refused_output")
-                    answer = output_data.split(",")
-                    scores.append(answer[-1])  # float() with the block's
-                    flags.append(answer[0].strip() == "1")
+                    answer, record_scores = output_data.split(","), None
                 else:
                     record_scores, record_flags = _output_scores(output_type, output_data, count)
-                    scores += record_scores
-                    flags += record_flags
+                if alone:
+                    request = _numbers(request, width)
             except _Unusable as refused:
                 unusable[refused.reason] += 1
                 continue
-            if values is not None:
-                if count == 1 and input_type == CSV_TYPE:
-                    csv_values += values
-                else:
-                    rows += values
+            if record_scores is None:
+                scores.append(answer[-1])  # float() with the block's
+                flags.append(answer[0].strip() == "1")
+            else:
+                scores += record_scores
+                flags += record_flags
+            if csv_row is None:
+                rows.extend(request)  # (a list: += would make it an array)
+            else:
+                csv_values += csv_row
             records += 1
             if labels and count == 1:
                 label = labels.get(inference_id if inference_id is not None else event_id)
                 if label is not None:
                     labelled.append((len(scores) - 1, label))
         try:
-            with np.errstate(all="ignore"):
-                if csv_values:
-                    exact.append(np.array(csv_values, dtype=np.float64).reshape(-1, width))
-                if rows:
-                    typed = np.array(rows, dtype=np.float64)
-                    if typed.ndim != 2:
-                        raise ValueError("a value is a list")
-                    exact.append(typed)
-                scores = np.array(scores, dtype=np.float64)
+            features = [np.array(csv_values, dtype=np.float64).reshape(-1, width)]
+            if rows:
+                features.append(np.array(rows, dtype=np.float64))
+                if features[-1].ndim != 2:
+                    raise ValueError("a value is a list")
+            scores = np.array(scores, dtype=np.float64)
         except (ValueError, TypeError, OverflowError):
             raise _NotNumbers()
         for reason, count in unusable.items():
             self.unusable[reason] += count
-        features = np.concatenate(exact) if exact else np.empty((0, width))
-        return features, scores, flags, records, labelled
+        return np.concatenate(features), scores, flags, records, labelled
 
     def _bin(self, features, scores, flags, records, labelled):
         self.records += records

@@ -23,8 +23,9 @@ How each figure is judged (the thresholds are in the report beside the figures):
   below the baseline's, judged only once `min_labelled_positives` frauds are labelled.
 Verdict: no_data when no record could be used, drift when anything above breached, ok.
 
-It streams: records are parsed one by one, binned in batches of BATCH_ROWS with numpy,
-and dropped; only labelled records' scores are kept (as many as there are labels).
+It streams: capture files are read a block of lines at a time (monitoring.capture), each
+block's records typed and binned with numpy at once, and dropped; only labelled records'
+scores are kept (as many as there are labels).
 Python 3.9, standard library and numpy; no project imports (it runs in the serving image).
 """
 

@@ -128,14 +128,6 @@ def _numbers(rows, width):
     return features
 
 
-def _usable(width, input_type, input_data, output_type, output_data):
-    """(features, scores, flags) of one record, or _Unusable with the reason: what the
-    monitor reads of a record, decided one record at a time."""
-    rows = _input_rows(input_type, input_data, width)
-    scores, flags = _output_scores(output_type, output_data, len(rows))
-    return _numbers(rows, width), scores, flags
-
-
 class _NotNumbers(Exception):
     """A value of the block that float() refuses: the block is read again record by record."""
 
@@ -192,7 +184,8 @@ class Monitor:
         is left to numpy over the whole block; a JSON request's values are typed with the
         block's too, unless its text may hold a boolean (numpy would take true for 1.0).
         A value float() refuses raises _NotNumbers: the block is then read again, not
-        fast, every record typed on its own. Either way a record gets `_usable`'s answer."""
+        fast, every record typed on its own (`_numbers`). Either way a record is judged in
+        one order: its request (`_input_rows`), its response (`_output_scores`), its values."""
         width, labels = self.width, self.labels
         csv_values, rows, scores, flags, labelled = [], [], [], [], []
         unusable = dict.fromkeys(self.unusable, 0)

@@ -7,6 +7,8 @@ start to report, in a child process (its peak RSS is the memory figure).
 Floor: in a child process too, every line of the same files read with the standard
 library: `json.loads` of the line and of its JSON input and output payloads, `float()`
 of every CSV field. Alternated, order flipped each round (2 rounds: 1M records take a minute a run here).
+Wall clock judges; each child's CPU time and the load average are in the details (on a
+shared machine the CPU-time ratio is the steadier).
 
     python -m bench.monitor
 """
@@ -14,6 +16,7 @@ of every CSV field. Alternated, order flipped each round (2 rounds: 1M records t
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -74,16 +77,16 @@ MONITOR = """
 import json, resource, sys, time
 from monitoring.baseline import load
 from monitoring.monitor import run
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 report = run(load(sys.argv[2]), sys.argv[1])
-elapsed = time.perf_counter() - start
-print(json.dumps({"seconds": elapsed, "records": report["records"], "invalid": report["invalid_records"],
+elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+print(json.dumps({"seconds": elapsed, "cpu": cpu, "records": report["records"], "invalid": report["invalid_records"],
                   "verdict": report["verdict"], "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 FLOOR = """
 import glob, json, os, resource, sys, time
-start = time.perf_counter()
+start, cpu = time.perf_counter(), time.process_time()
 records = 0
 for path in sorted(glob.glob(os.path.join(sys.argv[1], "**", "*.jsonl"), recursive=True)):
     with open(path, "rb") as handle:
@@ -97,8 +100,8 @@ for path in sorted(glob.glob(os.path.join(sys.argv[1], "**", "*.jsonl"), recursi
                     for line_ in part["data"].split("\\n"):
                         [float(field) for field in line_.split(",")]
             records += 1
-elapsed = time.perf_counter() - start
-print(json.dumps({"seconds": elapsed, "records": records, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+print(json.dumps({"seconds": elapsed, "cpu": cpu, "records": records, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
 
@@ -114,22 +117,30 @@ def run() -> list[Result]:
     capture, baseline = capture_folder()
     prepared = time.perf_counter() - started
     monitor, floor, peaks, first = [], [], [], None
+    monitor_cpu, floor_cpu = [], []
+    load_at_start = os.getloadavg()[0]
     for round_ in range(ROUNDS):
         order = ("floor", "monitor") if round_ % 2 == 0 else ("monitor", "floor")
         for which in order:
             if which == "floor":
-                floor.append(_child(FLOOR, str(capture))["seconds"])
+                measured = _child(FLOOR, str(capture))
+                floor.append(measured["seconds"])
+                floor_cpu.append(measured["cpu"])
             else:
                 measured = _child(MONITOR, str(capture), str(baseline))
                 if measured["records"] != RECORDS:
                     raise RuntimeError(f"the monitor read {measured['records']} records, not {RECORDS}")
                 first = first or measured
                 monitor.append(measured["seconds"])
+                monitor_cpu.append(measured["cpu"])
                 peaks.append(measured["peak_mb"])
     ratio = median(monitor) / median(floor)
     peak = max(peaks)
     details = [f"rounds: monitor {', '.join(f'{s:.1f}' for s in monitor)} s; floor {', '.join(f'{s:.1f}' for s in floor)} s; "
                f"per-round ratios {spread([m / f for m, f in zip(monitor, floor)])}",
+               f"CPU time (each child's own): monitor {', '.join(f'{s:.1f}' for s in monitor_cpu)} s; floor "
+               f"{', '.join(f'{s:.1f}' for s in floor_cpu)} s; ratio of medians {median(monitor_cpu) / median(floor_cpu):.2f}×",
+               f"load average (1 min) at start / end: {load_at_start:.2f} / {os.getloadavg()[0]:.2f}",
                f"{RECORDS:,} records in {FILES} hourly files, written once in {prepared:.0f} s (cached in {capture.parent})",
                f"verdict on same-distribution traffic: {first['verdict']} ({first['invalid']} invalid)"]
     return [

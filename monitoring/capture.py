@@ -42,6 +42,7 @@ BASE64_ENCODING = "BASE64"
 # The SageMaker inference id: 1-64 printable ASCII characters (InvokeEndpoint's InferenceId).
 INFERENCE_ID = re.compile(r"^[\x20-\x7e]{1,64}$")
 _HOUR_PARTS = re.compile(r"^\d{4}/\d{2}/\d{2}/\d{2}$")
+BLOCK_BYTES = 1 << 22  # capture files are read and parsed 4 MiB of lines at a time
 
 
 class CaptureRecord:
@@ -212,6 +213,52 @@ class Source:
         for line in body.iter_lines():
             yield line
 
+    def text_blocks(self, relative, counts):
+        """The file's lines (str, without their ends) in lists of about BLOCK_BYTES, each
+        block decoded at once. The lines are those `lines` gives; one that is not UTF-8
+        is counted (a line, garbage) and left out."""
+        for block in self._line_blocks(relative):
+            try:
+                yield block.decode("utf-8").split("\n")
+            except UnicodeDecodeError:
+                yield list(_utf8_lines(block.split(b"\n"), counts))
+
+    def _line_blocks(self, relative):
+        """Bytes of whole lines joined by b'\\n'; a line longer than a block is kept whole."""
+        if self.bucket is not None:  # S3 lines are botocore's iter_lines (which also splits at \r)
+            lines, size = [], 0
+            for line in self.lines(relative):
+                lines.append(line)
+                size += len(line) + 1
+                if size >= BLOCK_BYTES:
+                    yield b"\n".join(lines)
+                    lines, size = [], 0
+            if lines:
+                yield b"\n".join(lines)
+            return
+        with open(os.path.join(self.prefix, relative), "rb") as handle:
+            pending = []
+            for chunk in iter(lambda: handle.read(BLOCK_BYTES), b""):
+                cut = chunk.rfind(b"\n") + 1
+                if cut == 0:
+                    pending.append(chunk)
+                    continue
+                pending.append(chunk[:cut])
+                yield b"".join(pending)
+                pending = [chunk[cut:]]
+            tail = b"".join(pending)
+            if tail:
+                yield tail
+
+
+def _utf8_lines(lines, counts):
+    for line in lines:
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError:
+            counts.lines += 1
+            counts.garbage += 1
+
 
 def _hour_of(parts):
     """datetime of an hour partition 'yyyy/mm/dd/hh' (the four path parts), or None."""
@@ -243,67 +290,176 @@ def _partitioned_files(source, since, until, levels_above_hour):
 
 # ---------------------------------------------------------------------------- capture
 
-def _decode_payload(part):
-    """(media type, text) of endpointInput/endpointOutput, or None if its encoding is unknown."""
-    encoding = part["encoding"]
-    data = part["data"]
-    content_type = _cached_media_type(part["observedContentType"])
-    if encoding in TEXT_ENCODINGS:
-        return content_type, data
+# Where an inferenceTime falls (a record whose time is not a time is garbage).
+INSIDE, OUTSIDE, NOT_A_TIME = 0, 1, 2
+# A time with a fraction as fromisoformat reads it on Python 3.9 and later alike (3 or 6
+# digits), every field in range: it falls where its whole second falls.
+_TIME_WITH_FRACTION = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.(?:[0-9]{3}|[0-9]{6})Z\Z")
+
+
+class _Window:
+    """[since, until) for inferenceTime strings. Each string is judged once (`verdicts`):
+    a day of capture at SageMaker's resolution, the second, is 86,400 of them. With whole-
+    second bounds, a time with milliseconds or microseconds takes its second's verdict (a
+    fraction of a second cannot cross a whole-second bound), so it adds no entry."""
+
+    def __init__(self, since=None, until=None):
+        self.since, self.until = since, until
+        self.verdicts = {}
+        self._by_second = all(bound is None or bound.microsecond == 0 for bound in (since, until))
+
+    def verdict(self, value):
+        """INSIDE, OUTSIDE or NOT_A_TIME; the hot loop asks `verdicts` first."""
+        found = self.verdicts.get(value)
+        if found is not None:
+            return found
+        if not isinstance(value, str):
+            return NOT_A_TIME
+        if self._by_second and _TIME_WITH_FRACTION.match(value):
+            return self.verdict(value[:19] + "Z")
+        try:
+            moment = parse_time(value)
+        except (ValueError, OverflowError):  # OverflowError: a UTC offset past year 1 or 9999
+            found = NOT_A_TIME
+        else:
+            inside = (self.since is None or moment >= self.since) and (self.until is None or moment < self.until)
+            found = INSIDE if inside else OUTSIDE
+        if len(self.verdicts) > _CACHE_LIMIT:
+            self.verdicts.clear()
+        self.verdicts[value] = found
+        return found
+
+
+_ANY_TIME = _Window()
+_UNREADABLE = object()  # a payload in an unknown encoding, or base64 that is not UTF-8 text
+_BLANK = " \t\n\r\x0b\x0c"  # what bytes.strip() strips: a line of only these is not a line
+
+
+def _binary_payload(encoding, data):
+    """The text of a payload SageMaker base64-encoded, or _UNREADABLE. A non-str encoding
+    raises (AttributeError): the line is garbage."""
     if encoding.upper() == BASE64_ENCODING:
         try:
-            return content_type, base64.b64decode(data, validate=True).decode("utf-8")
+            return base64.b64decode(data, validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError, ValueError):
-            return None
-    return None
+            return _UNREADABLE
+    return _UNREADABLE
+
+
+def _parse_lines(lines, window, counts):
+    """The records among `lines` (str, one line each) inside the window, as tuples
+    (eventId, inferenceId or None, inferenceTime as written, input media type, input text,
+    output media type, output text); every other line is counted in `counts`, blank lines
+    skipped. The one parser of capture lines: a block of lines per call, so the hot path
+    is this loop's body and no call per record (the C scanner json.loads ends in, two
+    cached look-ups, dict subscripts). Anything unusual takes the exact, slower road in
+    place: decode_json for whitespace around the line, `_Window.verdict` for a time not
+    seen yet, `_binary_payload` for base64."""
+    found = []
+    keep = found.append
+    verdicts, judge = window.verdicts, window.verdict
+    types, text_encodings, scan = _media_types, TEXT_ENCODINGS, _scan
+    blank = garbage = unreadable = outside = 0
+    for line in lines:
+        try:
+            try:
+                raw, end = scan(line, 0)
+            except StopIteration:  # leading whitespace, a blank line, or not JSON
+                if not line.strip(_BLANK):
+                    blank += 1
+                    continue
+                raw, end = decode_json(line), len(line)
+            if end != len(line):
+                raw = decode_json(line)  # trailing whitespace is fine; extra data raises
+            capture = raw["captureData"]
+            metadata = raw["eventMetadata"]
+            event_id = metadata["eventId"]
+            inference_id = metadata.get("inferenceId")
+            when = metadata["inferenceTime"]
+            verdict = verdicts.get(when)
+            if verdict is None:
+                verdict = judge(when)
+            if verdict == NOT_A_TIME:
+                raise ValueError("inferenceTime is not a time")
+            request = capture["endpointInput"]
+            input_encoding, input_data, header = request["encoding"], request["data"], request["observedContentType"]
+            input_type = types.get(header)
+            if input_type is None:
+                input_type = _cached_media_type(header)
+            if input_encoding not in text_encodings:
+                input_data = _binary_payload(input_encoding, input_data)
+            response = capture["endpointOutput"]
+            output_encoding, output_data, header = response["encoding"], response["data"], response["observedContentType"]
+            output_type = types.get(header)
+            if output_type is None:
+                output_type = _cached_media_type(header)
+            if output_encoding not in text_encodings:
+                output_data = _binary_payload(output_encoding, output_data)
+            if not isinstance(event_id, str) or not (inference_id is None or isinstance(inference_id, str)):
+                raise TypeError("ids are strings")
+        except (ValueError, KeyError, TypeError, AttributeError, RecursionError):  # RecursionError: JSON nested too deeply
+            garbage += 1
+            continue
+        if input_data is _UNREADABLE or output_data is _UNREADABLE:
+            unreadable += 1
+        elif verdict == OUTSIDE:
+            outside += 1
+        else:
+            keep((event_id, inference_id, when, input_type, input_data, output_type, output_data))
+    counts.lines += len(lines) - blank
+    counts.garbage += garbage
+    counts.unknown_encoding += unreadable
+    counts.outside_window += outside
+    counts.records += len(found)
+    return found
+
+
+def _record(endpoint, variant, fields):
+    event_id, inference_id, when, input_type, input_data, output_type, output_data = fields
+    return CaptureRecord(endpoint, variant, event_id, inference_id, _cached_time(when),
+                         input_type, input_data, output_type, output_data)
 
 
 def parse_capture_line(line, endpoint=None, variant=None, counts=None):
     """A CaptureRecord from one line (bytes or str), or None (counted) if it is not one."""
     counts = counts if counts is not None else ReadCounts()
     try:
-        raw = decode_json(line if isinstance(line, str) else line.decode("utf-8"))
-        capture = raw["captureData"]
-        metadata = raw["eventMetadata"]
-        event_id = metadata["eventId"]
-        inference_id = metadata.get("inferenceId")
-        when = _cached_time(metadata["inferenceTime"])
-        request = _decode_payload(capture["endpointInput"])
-        response = _decode_payload(capture["endpointOutput"])
-        if not isinstance(event_id, str) or not (inference_id is None or isinstance(inference_id, str)):
-            raise TypeError("ids are strings")
-    except (ValueError, KeyError, TypeError, AttributeError):
+        text = line if isinstance(line, str) else line.decode("utf-8")
+    except UnicodeDecodeError:
         counts.garbage += 1
         return None
-    if request is None or response is None:
-        counts.unknown_encoding += 1
-        return None
-    return CaptureRecord(endpoint, variant, event_id, inference_id, when,
-                         request[0], request[1], response[0], response[1])
+    seen = ReadCounts()
+    found = _parse_lines([text], _ANY_TIME, seen)
+    counts.garbage += seen.garbage + (1 - seen.lines)  # a blank line is garbage here too
+    counts.unknown_encoding += seen.unknown_encoding
+    return _record(endpoint, variant, found[0]) if found else None
+
+
+def read_capture_blocks(location, since=None, until=None, counts=None, variant=None, s3_client=None):
+    """What `read_capture` reads, a block of lines at a time: (endpoint, variant, records)
+    with the records as `_parse_lines` gives them. For readers that want the payloads of a
+    million records and not a million objects (the monitor)."""
+    counts = counts if counts is not None else ReadCounts()
+    source = Source(location, s3_client=s3_client)
+    window = _Window(since, until)
+    for relative, (endpoint, folder_variant) in _partitioned_files(source, since, until, 2):
+        if variant is not None and folder_variant != variant:
+            continue
+        counts.files += 1
+        for lines in source.text_blocks(relative, counts):
+            found = _parse_lines(lines, window, counts)
+            if found:
+                yield endpoint, folder_variant, found
 
 
 def read_capture(location, since=None, until=None, counts=None, variant=None, s3_client=None):
     """Every captured record under `location` (the capture destination, an endpoint's or
     a variant's folder) with since <= inferenceTime < until, file by file, line by line.
     `variant` keeps only that variant's folder. Bad lines are counted in `counts`."""
-    counts = counts if counts is not None else ReadCounts()
-    source = Source(location, s3_client=s3_client)
-    for relative, (endpoint, folder_variant) in _partitioned_files(source, since, until, 2):
-        if variant is not None and folder_variant != variant:
-            continue
-        counts.files += 1
-        for line in source.lines(relative):
-            if not line.strip():
-                continue
-            counts.lines += 1
-            record = parse_capture_line(line, endpoint, folder_variant, counts)
-            if record is None:
-                continue
-            if (since is not None and record.inference_time < since) or (until is not None and record.inference_time >= until):
-                counts.outside_window += 1
-                continue
-            counts.records += 1
-            yield record
+    for endpoint, folder_variant, found in read_capture_blocks(location, since, until, counts, variant, s3_client):
+        for fields in found:
+            yield _record(endpoint, folder_variant, fields)
 
 
 # ---------------------------------------------------------------------------- ground truth

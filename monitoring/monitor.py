@@ -23,22 +23,22 @@ How each figure is judged (the thresholds are in the report beside the figures):
   below the baseline's, judged only once `min_labelled_positives` frauds are labelled.
 Verdict: no_data when no record could be used, drift when anything above breached, ok.
 
-It streams: records are parsed one by one, binned in batches of BATCH_ROWS with numpy,
-and dropped; only labelled records' scores are kept (as many as there are labels).
+It streams: capture files are read a block of lines at a time (monitoring.capture), each
+block's records typed and binned with numpy at once, and dropped; only labelled records'
+scores are kept (as many as there are labels).
 Python 3.9, standard library and numpy; no project imports (it runs in the serving image).
 """
 
 from __future__ import annotations
 
 import math
-from itertools import chain
 
 import numpy as np
 
-from monitoring.capture import CSV_TYPE, JSON_TYPE, ReadCounts, decode_json, format_time, read_capture, read_ground_truth
+from monitoring.capture import CSV_TYPE, JSON_TYPE, ReadCounts, decode_json, format_time, read_capture_blocks, read_ground_truth
 from monitoring.stats import Binned, classification_quality, ks_critical, rounded
 
-BATCH_ROWS = 65536
+BATCH_RECORDS = 65536  # records `add` keeps before binning them
 Z_CRITICAL = 3.29  # two-sided 0.001
 
 DEFAULT_THRESHOLDS = {
@@ -73,14 +73,17 @@ class _Unusable(Exception):
         self.reason = reason
 
 
-def _input_rows(record, width):
-    if record.input_type == JSON_TYPE:
+def _input_rows(input_type, data, width):
+    """The request's rows, each a list of `width` values (not yet numbers)."""
+    if input_type == JSON_TYPE:
         try:
-            rows = decode_json(record.input_data)["instances"]
-        except (ValueError, KeyError, TypeError):
+            rows = decode_json(data)["instances"]
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise _Unusable("refused_input")
-    elif record.input_type == CSV_TYPE:
-        rows = [line.split(",") for line in record.input_data.split("\n") if line.strip()]
+    elif input_type == CSV_TYPE:
+        if not isinstance(data, str):
+            raise _Unusable("refused_input")
+        rows = [line.split(",") for line in data.split("\n") if line.strip()]
     else:
         raise _Unusable("other_content_type")
     if not isinstance(rows, list) or not rows:
@@ -91,28 +94,47 @@ def _input_rows(record, width):
     return rows
 
 
-def _output_scores(record, rows):
+def _output_scores(output_type, data, rows):
     """(p(fraud) per row, flagged per row) from the response."""
     try:
-        if record.output_type == JSON_TYPE:
-            answer = decode_json(record.output_data)
+        if output_type == JSON_TYPE:
+            answer = decode_json(data)
             scores = [float(p[-1]) if isinstance(p, list) else float(p) for p in answer["probabilities"]]
             flags = [label == 1 or label == "1" for label in answer["predictions"]]
-        elif record.output_type == CSV_TYPE:
-            lines = [line.split(",") for line in record.output_data.split("\n") if line.strip()]
+        elif output_type == CSV_TYPE:
+            lines = [line.split(",") for line in data.split("\n") if line.strip()]
             scores = [float(fields[-1]) for fields in lines]
             flags = [fields[0].strip() == "1" for fields in lines]
         else:
             raise _Unusable("other_content_type")
-    except (ValueError, KeyError, TypeError, IndexError):
+    except (ValueError, KeyError, TypeError, IndexError, AttributeError, RecursionError):
         raise _Unusable("refused_output")
     if len(scores) != rows or len(flags) != rows:
         raise _Unusable("refused_output")
     return scores, flags
 
 
+def _numbers(rows, width):
+    """The rows as floats, as float() reads each value; a boolean, a value float() refuses
+    or a nested list is refused, as the handler refuses it."""
+    if any(isinstance(value, bool) for row in rows for value in row):
+        raise _Unusable("refused_input")
+    try:
+        features = np.array(rows, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError):
+        raise _Unusable("refused_input")
+    if features.shape != (len(rows), width):
+        raise _Unusable("refused_input")
+    return features
+
+
+class _NotNumbers(Exception):
+    """A value of the block that float() refuses: the block is read again record by record."""
+
+
 class Monitor:
-    """Feed it records (`add`), then ask for the `report`."""
+    """Feed it records (`add_block` with what read_capture_blocks gives, or `add` with
+    CaptureRecords), then ask for the `report`."""
 
     def __init__(self, baseline, thresholds=None):
         self.baseline = baseline
@@ -130,19 +152,12 @@ class Monitor:
         self.unusable = {"other_content_type": 0, "refused_input": 0, "refused_output": 0}
         self.labels = {}
         self.labelled = ([], [], [])  # score, flag, label of each labelled single-row record
-        self._batch = []  # (rows, scores, flags) of records not yet binned
-        self._batch_rows = 0
+        self._batch = []  # records given to `add`, not yet binned
 
     def add(self, record):
-        try:
-            rows = _input_rows(record, self.width)
-            scores, flags = _output_scores(record, len(rows))
-        except _Unusable as unusable:
-            self.unusable[unusable.reason] += 1
-            return
-        self._batch.append((rows, scores, flags, record.join_key))
-        self._batch_rows += len(rows)
-        if self._batch_rows >= BATCH_ROWS:
+        self._batch.append((record.event_id, record.inference_id, None, record.input_type, record.input_data,
+                            record.output_type, record.output_data))
+        if len(self._batch) >= BATCH_RECORDS:
             self.flush()
 
     def add_all(self, records):
@@ -152,20 +167,83 @@ class Monitor:
         return self
 
     def flush(self):
-        batch, self._batch, self._batch_rows = self._batch, [], 0
-        if not batch:
-            return
+        batch, self._batch = self._batch, []
+        if batch:
+            self.add_block(batch)
+
+    def add_block(self, block):
+        """Counts and bins a block of records, tuples as read_capture_blocks gives them."""
         try:
-            features = np.array(list(chain.from_iterable(entry[0] for entry in batch)), dtype=np.float64)
-        except (ValueError, TypeError):  # a value that is not a number: find its records one by one
-            batch, features = self._numeric_records(batch)
-            if not batch:
-                return
-        scores = np.array(list(chain.from_iterable(entry[1] for entry in batch)), dtype=np.float64)
-        flags = np.array(list(chain.from_iterable(entry[2] for entry in batch)), dtype=bool)
-        self.records += len(batch)
+            self._bin(*self._read(block, fast=True))
+        except _NotNumbers:
+            self._bin(*self._read(block, fast=False))
+
+    def _read(self, block, fast):
+        """(features, scores, flags, records, labelled) of a block; unusable records counted.
+        Fast: a one-line CSV request or response is split here, and float() of its values
+        is left to numpy over the whole block; a JSON request's values are typed with the
+        block's too, unless its text may hold a boolean (numpy would take true for 1.0).
+        A value float() refuses raises _NotNumbers: the block is then read again, not
+        fast, every record typed on its own (`_numbers`). Either way a record is judged in
+        one order: its request (`_input_rows`), its response (`_output_scores`), its values."""
+        width, labels = self.width, self.labels
+        csv_values, rows, scores, flags, labelled = [], [], [], [], []
+        unusable = dict.fromkeys(self.unusable, 0)
+        records = 0
+        for event_id, inference_id, _, input_type, input_data, output_type, output_data in block:
+            try:
+                alone = not fast or type(input_data) is not str
+                if not alone and input_type == CSV_TYPE and "\n" not in input_data:
+                    csv_row, count = input_data.split(","), 1
+                    if len(csv_row) != width:
+                        raise _Unusable("refused_input")
+                else:
+                    alone = alone or input_type != JSON_TYPE or "true" in input_data or "false" in input_data
+                    csv_row, request = None, _input_rows(input_type, input_data, width)
+                    count = len(request)
+                if not alone and output_type == CSV_TYPE and type(output_data) is str and "\n" not in output_data:
+                    if count != 1:
+                        raise _Unusable("refused_output")
+                    answer, record_scores = output_data.split(","), None
+                else:
+                    record_scores, record_flags = _output_scores(output_type, output_data, count)
+                if alone:
+                    request = _numbers(request, width)
+            except _Unusable as refused:
+                unusable[refused.reason] += 1
+                continue
+            if record_scores is None:
+                scores.append(answer[-1])  # float() with the block's
+                flags.append(answer[0].strip() == "1")
+            else:
+                scores += record_scores
+                flags += record_flags
+            if csv_row is None:
+                rows.extend(request)  # (a list: += would make it an array)
+            else:
+                csv_values += csv_row
+            records += 1
+            if labels and count == 1:
+                label = labels.get(inference_id if inference_id is not None else event_id)
+                if label is not None:
+                    labelled.append((len(scores) - 1, label))
+        try:
+            features = [np.array(csv_values, dtype=np.float64).reshape(-1, width)]
+            if rows:
+                features.append(np.array(rows, dtype=np.float64))
+                if features[-1].ndim != 2:
+                    raise ValueError("a value is a list")
+            scores = np.array(scores, dtype=np.float64)
+        except (ValueError, TypeError, OverflowError):
+            raise _NotNumbers()
+        for reason, count in unusable.items():
+            self.unusable[reason] += count
+        return np.concatenate(features), scores, flags, records, labelled
+
+    def _bin(self, features, scores, flags, records, labelled):
+        self.records += records
         self.rows += len(features)
-        self.flagged += int(flags.sum())
+        self.flagged += flags.count(True)
         finite = np.isfinite(features)
         self.non_finite += (~finite).sum(axis=0)
         with np.errstate(invalid="ignore"):
@@ -173,29 +251,10 @@ class Monitor:
         for index, binned in enumerate(self.features):
             binned.add(features[finite[:, index], index])
         self.score.add(scores[np.isfinite(scores)])
-        if self.labels:
-            self._join(batch, scores, flags)
-
-    def _numeric_records(self, batch):
-        kept, arrays = [], []
-        for entry in batch:
-            try:
-                if any(isinstance(v, bool) for row in entry[0] for v in row):
-                    raise TypeError("a boolean")
-                arrays.append(np.array(entry[0], dtype=np.float64))
-                kept.append(entry)
-            except (ValueError, TypeError):
-                self.unusable["refused_input"] += 1
-        return kept, (np.concatenate(arrays) if arrays else None)
-
-    def _join(self, batch, scores, flags):
-        position = 0
-        for rows, _, _, key in batch:
-            if len(rows) == 1 and key in self.labels:
-                self.labelled[0].append(float(scores[position]))
-                self.labelled[1].append(bool(flags[position]))
-                self.labelled[2].append(self.labels[key])
-            position += len(rows)
+        for position, label in labelled:
+            self.labelled[0].append(float(scores[position]))
+            self.labelled[1].append(flags[position])
+            self.labelled[2].append(label)
 
     # ------------------------------------------------------------------ report
 
@@ -284,8 +343,9 @@ def run(baseline, capture, *, since=None, until=None, ground_truth=None, thresho
         if ground_truth is not None:
             monitor.labels = read_ground_truth(ground_truth, since=since, counts=label_counts, s3_client=s3_client)
         counts = ReadCounts()
-        monitor.add_all(read_capture(capture, since=since, until=until, counts=counts, variant=variant,
-                                     s3_client=s3_client))
+        for _, _, block in read_capture_blocks(capture, since=since, until=until, counts=counts, variant=variant,
+                                               s3_client=s3_client):
+            monitor.add_block(block)
     except ValueError as error:  # Source: no such folder, an s3:// without a bucket
         raise MonitorError(str(error))
     report = monitor.report(start=since, end=until, counts=counts)

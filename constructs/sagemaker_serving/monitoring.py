@@ -268,10 +268,15 @@ class LiveModelMonitor(Construct):
         labels runs without that input (monitoring.job reads a missing folder as none)."""
         run = self._job_arguments(image, network)
         labels = _s3_input("ground-truth", f"s3://{self.bucket.bucket_name}/{GROUND_TRUTH_PREFIX}", f"{INPUT}/ground-truth")
-        quality_run = {**run, "ProcessingInputs": jsonata(f"$append({jsonata_of(run['ProcessingInputs'])}, $labelInputs)")}
+        shadow = self.watched.shadow_variant is not None
+        inputs = jsonata_of(run["ProcessingInputs"])
+        inputs = f"$append({inputs}, $shadowInputs)" if shadow else inputs
+        quality_run = {**run, "ProcessingInputs": jsonata(f"$append({inputs}, $labelInputs)")}
         # The drift check reads no labels.
         drift_run = {**run, "AppSpecification": {**run["AppSpecification"], "ContainerArguments": run["AppSpecification"][
             "ContainerArguments"].replace('"--ground-truth", "%s/ground-truth", ' % INPUT, "")}}
+        if shadow:
+            drift_run["ProcessingInputs"] = jsonata(inputs)
         window, timing, names = self._variables()
         return {
             "QueryLanguage": "JSONata",
@@ -282,7 +287,11 @@ class LiveModelMonitor(Construct):
                 "Timing": {"Type": "Pass", "Assign": timing, "Next": "Names"},
                 "Names": {"Type": "Pass", "Assign": names, "Next": "FindCapture"},
                 "FindCapture": _list_one(self.bucket, jsonata(f"'{self._capture_key}' & $partition"),
-                                         {"captured": jsonata("$states.result.KeyCount > 0")}, "WhichCheck"),
+                                         {"captured": jsonata("$states.result.KeyCount > 0")},
+                                         "FindShadowCapture" if shadow else "WhichCheck"),
+                # A shadow's hour is its own input, and only when it holds capture (it may get
+                # a share of the requests, and its folder is partitioned like production's).
+                **({"FindShadowCapture": self._find_shadow_capture()} if shadow else {}),
                 "WhichCheck": {"Type": "Choice", "Default": "RunDriftJob", "Choices": [
                     {"Condition": jsonata("$not($captured)"), "Next": "PublishNoData"},
                     {"Condition": jsonata("$kind = 'quality'"), "Next": "FindLabels"}]},
@@ -304,6 +313,14 @@ class LiveModelMonitor(Construct):
                 "PublishNoData": self._no_data(),
             },
         }
+
+    def _find_shadow_capture(self) -> dict[str, Any]:
+        shadow = self.watched.shadow_variant
+        key = f"{DATA_CAPTURE_PREFIX}{self.watched.endpoint_name}/{shadow}/"
+        shadow_input = _s3_input("shadow-capture", jsonata(f"'s3://{self.bucket.bucket_name}/{key}' & $partition"),
+                                 jsonata(f"'{INPUT}/capture/{self.watched.endpoint_name}/{shadow}/' & $partition"))
+        return _list_one(self.bucket, jsonata(f"'{key}' & $partition"), {"shadowInputs": jsonata(
+            f"$states.result.KeyCount > 0 ? [{jsonata_of(shadow_input)}] : []")}, "WhichCheck")
 
     @property
     def _capture_key(self) -> str:

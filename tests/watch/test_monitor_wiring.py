@@ -212,3 +212,18 @@ def test_every_state_is_reachable_and_every_path_ends(synthesized, case):
             todo += successors(states[name])
     assert seen == set(states)
     assert {n for n, s in states.items() if s.get("End")} == {"PublishMetrics", "PublishNoData"}
+
+
+def test_a_shadows_hour_is_its_own_input_and_only_when_it_holds_capture(synthesized):
+    """The job monitors and compares the shadow from its own capture folder: listed like
+    production's, handed to the job only when the hour holds some (an empty S3 prefix is
+    not an input to give SageMaker)."""
+    states = _workflow(synthesized.templates["prod-shadow"])["States"]
+    assert states["FindCapture"]["Next"] == "FindShadowCapture"
+    find = states["FindShadowCapture"]
+    assert find["Resource"] == "arn:aws:states:::aws-sdk:s3:listObjectsV2" and find["Next"] == "WhichCheck"
+    assert "data-capture/rc-fraud-detection-prod-realtime/Challenger/" in find["Arguments"]["Prefix"]
+    assert '"InputName": "shadow-capture"' in find["Assign"]["shadowInputs"]
+    for job in ("RunDriftJob", "RunQualityJob"):
+        assert "$shadowInputs" in states[job]["Arguments"]["ProcessingInputs"]
+    assert "FindShadowCapture" not in _workflow(synthesized.templates["prod"])["States"]

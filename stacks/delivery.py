@@ -13,6 +13,7 @@ from sagemaker_serving.monitoring import LiveModelMonitor
 from sagemaker_serving.nag import acknowledge_wildcard_resource
 from sagemaker_serving.registry import ModelRegistry
 from serving_config.model_package import RegistrySettings, ResolvedPackage
+from serving_config.settings import REGISTRY_ARCHIVE_PREFIX
 from stacks.data_store import DataStore
 
 if TYPE_CHECKING:
@@ -35,11 +36,20 @@ def model_registry_of(stack: "ServingStack", settings: RegistrySettings | None, 
 
 
 def deploys_package(stack: cdk.Stack, package: ResolvedPackage, *, registry: ModelRegistry | None,
-                    roles: Sequence[iam.IRole]) -> None:
-    """Record which version is deployed, and let the models decrypt its archive, and the
-    monitoring job its baseline beside it (the registry's key policy allows the other
-    environments' accounts through S3)."""
+                    roles: Sequence[iam.IRole], checks: iam.IRole | None = None) -> None:
+    """Record which version is deployed, and let the models decrypt its archive, the
+    monitoring job its baseline beside it, and the pipeline's `checks` role read every
+    registered archive: its release plan scores the deployed version and the new one (the
+    registry's bucket and key policies allow the other environments' accounts, through S3)."""
     readers = list(roles)
+    if isinstance(checks, iam.Role):
+        bucket = registry.bucket.bucket_name if registry else package.model_data_url[len("s3://"):].split("/", 1)[0]
+        archives = f"arn:{stack.partition}:s3:::{bucket}/{REGISTRY_ARCHIVE_PREFIX}*"
+        checks.add_to_principal_policy(iam.PolicyStatement(
+            sid="ReadRegisteredArchives", actions=["s3:GetObject"], resources=[archives]))
+        acknowledge_wildcard_resource(checks, archives, "the release plan scores the deployed version's archive "
+                                      "and the new one: registered archives, content-addressed under this prefix")
+        readers.append(checks)
     for construct in stack.node.find_all():
         if isinstance(construct, sagemaker.CfnModel):  # the endpoint's models and the batch model
             cdk.Tags.of(construct).add("ModelPackageArn", package.arn)

@@ -86,11 +86,11 @@ class ServingStack(cdk.Stack):
         )
         stack_outputs(self, env)
         self.registry = model_registry_of(self, model_registry, registry_readers, self.data)
+        checks = DeploymentCheckRole(self, "DeploymentChecks", endpoint=self.endpoint, **vars(deployment_checks)
+                                     ) if deployment_checks is not None else None
         if model_package is not None:
-            deploys_package(self, model_package, registry=self.registry, roles=[self.inference_role, self.batch.role])
-        if deployment_checks is not None:
-            DeploymentCheckRole(self, "DeploymentChecks", role_name=deployment_checks.role_name,
-                                trusted_role_arn=deployment_checks.trusted_role_arn, endpoint=self.endpoint)
+            deploys_package(self, model_package, registry=self.registry, roles=[self.inference_role, self.batch.role],
+                            checks=checks.role if checks else None)
         for key, value in env.tags.items():
             cdk.Tags.of(self).add(key, value)
 

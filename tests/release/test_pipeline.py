@@ -200,9 +200,13 @@ def test_check_roles_can_only_invoke_describe_read_alarms_and_read_the_stack(pip
             if policy["Type"] == "AWS::IAM::Policy" and {"Ref": role_id} in policy["Properties"]["Roles"]:
                 for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
                     actions |= set(statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]])
-        assert actions == {"sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint", "cloudwatch:DescribeAlarms",
-                           "cloudwatch:DescribeAlarmHistory", "cloudformation:DescribeStacks",
-                           "cloudformation:GetTemplate", "cloudformation:ListStackResources"}
+        checks = {"sagemaker:InvokeEndpoint", "sagemaker:DescribeEndpoint", "cloudwatch:DescribeAlarms",
+                  "cloudwatch:DescribeAlarmHistory", "cloudformation:DescribeStacks",
+                  "cloudformation:GetTemplate", "cloudformation:ListStackResources"}
+        # Where an approved version is deployed, the release plan also scores the registered
+        # archives (the deployed version's and the new one): read them, decrypt through S3.
+        deploys_package = "ModelPackageArn" in template.get("Outputs", {})
+        assert actions == checks | ({"s3:GetObject", "kms:Decrypt"} if deploys_package else set()), env
 
 
 def test_the_registry_lives_in_dev_readable_by_staging_and_prod(pipeline_synth):
@@ -249,7 +253,8 @@ def test_staging_and_prod_serve_the_approved_version_as_today(pipeline_synth):
         readers = [st for st in statements if st["Action"] == "s3:GetObject" and archive in st["Resource"]]
         assert len(readers) == 2  # the inference role and the batch role, that one object
         decrypt = [st for st in statements if st.get("Sid") == "DecryptRegistryArchives"]
-        assert len(decrypt) == 2 and all(st["Resource"] == "arn:aws:kms:eu-west-1:111111111111:key/*" and
+        # the inference and batch roles, and the check role (its release plan scores the archives)
+        assert len(decrypt) == 3 and all(st["Resource"] == "arn:aws:kms:eu-west-1:111111111111:key/*" and
                                          '"kms:ViaService": {"Fn::Join": ["", ["s3.eu-west-1.", {"Ref": "AWS::URLSuffix"}]]}'
                                          in json.dumps(st["Condition"])
                                          for st in decrypt)

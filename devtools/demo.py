@@ -25,7 +25,7 @@ import time
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import boto3
 
@@ -35,6 +35,9 @@ from endpointctl.smoke import GUIDE_REQUEST
 from serving_runtime.archive import archive_files
 from serving_config.paths import PROJECT_ROOT
 from serving_config.config import load_config
+
+if TYPE_CHECKING:
+    from endpointctl.release import Release
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -175,10 +178,32 @@ def empty_and_delete_bucket(name: str) -> int:
     return count
 
 
-def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -> dict:
+@dataclass
+class DemoResult:
+    """What the demo saw, for the end-to-end tests to read by attribute: each step fills
+    its field (None until it ran)."""
+
+    deployed: Deployed | None = None  # the first deploy, as SageMaker describes it
+    model_members: list[str] | None = None  # the deployed ModelDataUrl's members
+    code_members: list[str] | None = None  # the deployed SAGEMAKER_SUBMIT_DIRECTORY's members
+    invoke: tuple[int, dict] | None = None  # the guide's request to the deployed archives: status, answer
+    transform: dict | None = None  # batch-input/ -> batch-output/
+    shadow: dict | None = None  # the local champion-vs-challenger report
+    monitoring: dict | None = None  # the monitor's reports over captured traffic, and what reached CloudWatch
+    release: Release | None = None  # the second deploy: plan and outcome
+    release_invoke: tuple[int, dict] | None = None  # the retrained model, deployed, answering
+    retrained_probabilities: list | None = None  # what the retrained model answers in process
+    alarm_release: Release | None = None  # the third deploy (an alarm threshold only)
+    leftovers: dict[str, list[str]] | None = None  # SageMaker resources left after destroy
+    bucket_left: bool | None = None  # whether the data bucket survived destroy
+    retained: list[str] | None = None  # what the stack keeps on purpose
+    seconds: float | None = None  # the whole demo, wall clock
+
+
+def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -> DemoResult:
     """The demo's path; returns what it saw, for the end-to-end test to check."""
     env = load_config().environment(env_name)
-    seen: dict = {}
+    seen = DemoResult()
     cdk_out = workdir / "cdk.out"
     started = time.monotonic()
     with ExitStack() as stack:
@@ -204,7 +229,7 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
         started = time.monotonic()
         cdk("deploy", "-c", f"env={env_name}", "--require-approval", "never", output=cdk_out)
         deployed = describe_deployment(env_name)
-        seen["deployed"] = deployed
+        seen.deployed = deployed
         print(f"    deployed in {time.monotonic() - started:.0f}s: endpoint {deployed.outputs['EndpointName']} "
               f"is {deployed.endpoint['EndpointStatus']}")
 
@@ -214,10 +239,10 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
         fetched.mkdir(exist_ok=True)
         model_archive = fetch(container["ModelDataUrl"], fetched, "model.tar.gz")
         code_archive = fetch(container["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"], fetched, "sourcedir.tar.gz")
-        seen["model_members"] = check_gzip_tar(model_archive, "model.joblib")
-        seen["code_members"] = check_gzip_tar(code_archive, container["Environment"]["SAGEMAKER_PROGRAM"])
-        print(f"    {container['ModelDataUrl']} -> gzip tar with {seen['model_members']}")
-        print(f"    {container['Environment']['SAGEMAKER_SUBMIT_DIRECTORY']} -> gzip tar with {seen['code_members']}")
+        seen.model_members = check_gzip_tar(model_archive, "model.joblib")
+        seen.code_members = check_gzip_tar(code_archive, container["Environment"]["SAGEMAKER_PROGRAM"])
+        print(f"    {container['ModelDataUrl']} -> gzip tar with {seen.model_members}")
+        print(f"    {container['Environment']['SAGEMAKER_SUBMIT_DIRECTORY']} -> gzip tar with {seen.code_members}")
         endpoint = stack.enter_context(LocalEndpoint(model_data=model_archive, code=code_archive, workers=2))
         print(f"    local endpoint up at {endpoint.url} (gunicorn, 2 workers)")
 
@@ -225,19 +250,19 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
         from endpointctl.invoke import post_local
 
         status, _, payload = post_local(endpoint.url, json.dumps(GUIDE_REQUEST).encode(), "application/json", "application/json")
-        seen["invoke"] = (status, json.loads(payload))
+        seen.invoke = (status, json.loads(payload))
         print(f"    POST /invocations {json.dumps(GUIDE_REQUEST)}")
         print(f"    -> {status} {payload.decode()}")
 
         step(7, "batch transform: batch-input/ -> batch-output/")
-        seen["transform"] = transform_through_bucket(endpoint.url, deployed.outputs["BucketName"], workdir, env)
+        seen.transform = transform_through_bucket(endpoint.url, deployed.outputs["BucketName"], workdir, env)
 
         endpoint.stop()
-        seen["shadow"] = shadow_report(workdir, champion=model_archive, code=code_archive)
+        seen.shadow = shadow_report(workdir, champion=model_archive, code=code_archive)
         step(8, "watching the live model: serve --capture into the local S3, normal then shifted traffic, labels")
         from devtools.demo_monitoring import watch_live_model
 
-        seen["monitoring"] = watch_live_model(model_archive=model_archive, code_archive=code_archive,
+        seen.monitoring = watch_live_model(model_archive=model_archive, code_archive=code_archive,
                                               bucket=deployed.outputs["BucketName"],
                                               endpoint_name=deployed.outputs["EndpointName"], workdir=workdir)
         head = release_retrained_model(workdir=workdir, env=env, base=cdk_out, seen=seen)
@@ -247,7 +272,7 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
         # From the assembly deployed last: the stack as it stands, without running the app again.
         cdk("destroy", env.stack_name, "--app", str(deployed_last), "--force", output=deployed_last, quiet=True)
         leftovers = billable_leftovers()
-        seen["leftovers"] = leftovers
+        seen.leftovers = leftovers
         for kind, names in leftovers.items():
             print(f"    {kind} left: {names or 'none'}")
         bucket = deployed.outputs["BucketName"]
@@ -258,18 +283,18 @@ def run_demo(*, workdir: Path, env_name: str = "dev", port: int | None = None) -
                   "cdk destroy's auto-delete-objects does this")
         else:
             print(f"    bucket {bucket}: deleted with the stack")
-        seen["bucket_left"] = bucket in [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
-        seen["retained"] = retained_by_the_stack(deployed_last / f"{env.stack_name}.template.json")
-        for name in seen["retained"]:
+        seen.bucket_left = bucket in [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
+        seen.retained = retained_by_the_stack(deployed_last / f"{env.stack_name}.template.json")
+        for name in seen.retained:
             print(f"    kept on purpose (DeletionPolicy Retain): {name}")
-        if seen["retained"]:
+        if seen.retained:
             print("    on AWS these outlive the stack and are billed (a KMS key $1/month, buckets by storage): "
                   "delete them by hand when you retire them")
         if any(leftovers.values()):
             raise CommandError(f"billable resources remain after cdk destroy: {leftovers}")
-        seen["seconds"] = time.monotonic() - started
-        kept = f"; {len(seen['retained'])} resources kept on purpose, listed above" if seen["retained"] else ""
-        print(f"\nno endpoint, endpoint config or model remains{kept}. Done in {seen['seconds']:.0f} s.")
+        seen.seconds = time.monotonic() - started
+        kept = f"; {len(seen.retained)} resources kept on purpose, listed above" if seen.retained else ""
+        print(f"\nno endpoint, endpoint config or model remains{kept}. Done in {seen.seconds:.0f} s.")
     return seen
 
 
@@ -318,7 +343,7 @@ def synth_variant(outdir: Path, env_name: str, *, model_data: Path, **env_overri
     return synth_assembly(serving, [env_name], outdir)
 
 
-def release_retrained_model(*, workdir: Path, env, base: Path, seen: dict) -> Path:
+def release_retrained_model(*, workdir: Path, env, base: Path, seen: DemoResult) -> Path:
     """Deploy a retrained model over the deployed one, as a release would: plan, deploy,
     then serve what was deployed and check it is the new model, and nothing is left over."""
     from endpointctl.release import release
@@ -333,7 +358,7 @@ def release_retrained_model(*, workdir: Path, env, base: Path, seen: dict) -> Pa
     done = release(base, head, stack_name=env.stack_name, env_name=env.name,
                    deploy=lambda assembly: deploy_assembly(assembly, env.stack_name), on_plan=print_plan)
     print(f"    deployed in {time.monotonic() - started:.0f}s (plan included)")
-    seen["release"] = done
+    seen.release = done
     deployed = describe_deployment(env.name)
     model_url = deployed.model["PrimaryContainer"]["ModelDataUrl"]
     code_url = deployed.model["PrimaryContainer"]["Environment"]["SAGEMAKER_SUBMIT_DIRECTORY"]
@@ -345,15 +370,15 @@ def release_retrained_model(*, workdir: Path, env, base: Path, seen: dict) -> Pa
                        code=fetch(code_url, fetched, "sourcedir.tar.gz"), workers=1) as endpoint:
         status, _, payload = post_local(endpoint.url, json.dumps(GUIDE_REQUEST).encode(), "application/json",
                                         "application/json")
-    seen["release_invoke"] = (status, json.loads(payload))
-    seen["retrained_probabilities"] = model.predict_proba(GUIDE_REQUEST["instances"]).tolist()
+    seen.release_invoke = (status, json.loads(payload))
+    seen.retrained_probabilities = model.predict_proba(GUIDE_REQUEST["instances"]).tolist()
     print(f"    {model_url} served -> {status} {payload.decode()}")
-    print(f"    the retrained model answers {json.dumps(seen['retrained_probabilities'])}")
+    print(f"    the retrained model answers {json.dumps(seen.retrained_probabilities)}")
     report_release(done)
     return head
 
 
-def release_alarm_change(*, workdir: Path, env, base: Path, seen: dict) -> Path:
+def release_alarm_change(*, workdir: Path, env, base: Path, seen: DemoResult) -> Path:
     """A change that does not touch the model: only the alarm is updated. Returns the
     assembly it deployed."""
     from endpointctl.release import release
@@ -363,7 +388,7 @@ def release_alarm_change(*, workdir: Path, env, base: Path, seen: dict) -> Path:
     head = synth_variant(workdir / "cdk.out.v3", env.name, model_data=workdir / "model-v2.tar.gz", alarms=alarms)
     done = release(base, head, stack_name=env.stack_name, env_name=env.name,
                    deploy=lambda assembly: deploy_assembly(assembly, env.stack_name), on_plan=print_plan)
-    seen["alarm_release"] = done
+    seen.alarm_release = done
     report_release(done)
     return head
 

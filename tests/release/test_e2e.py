@@ -19,7 +19,7 @@ def seen(tmp_path_factory):
 
 
 def test_deployed_model_matches_the_template(seen):
-    container = seen["deployed"].model["PrimaryContainer"]
+    container = seen.deployed.model["PrimaryContainer"]
     assert container["Image"] == "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-scikit-learn:1.2-1-cpu-py3"
     assert container["Environment"]["SAGEMAKER_PROGRAM"] == "inference.py"
     assert container["Environment"]["SAGEMAKER_CONTAINER_LOG_LEVEL"] == "20"
@@ -29,36 +29,36 @@ def test_deployed_model_matches_the_template(seen):
 
 def test_deployed_endpoint_config_is_the_guides_serverless_config(seen):
     dev = load_config().environment("dev")
-    variant = seen["deployed"].endpoint_config["ProductionVariants"][0]
+    variant = seen.deployed.endpoint_config["ProductionVariants"][0]
     assert variant["ServerlessConfig"]["MemorySizeInMB"] == dev.endpoint.memory_mb == 2048
     assert variant["ServerlessConfig"]["MaxConcurrency"] == dev.endpoint.max_concurrency == 5
-    assert seen["deployed"].endpoint["EndpointStatus"] == "InService"
+    assert seen.deployed.endpoint["EndpointStatus"] == "InService"
 
 
 def test_deployed_archives_are_gzip_tars_the_container_can_read(seen):
-    assert seen["model_members"] == ["model.joblib"]
-    assert seen["code_members"] == ["inference.py"]
+    assert seen.model_members == ["model.joblib"]
+    assert seen.code_members == ["inference.py"]
 
 
 def test_the_deployed_artifacts_answer_the_guides_request(seen):
-    status, body = seen["invoke"]
+    status, body = seen.invoke
     assert status == 200 and len(body["predictions"]) == 2 and len(body["probabilities"][0]) == 2
 
 
 def test_transform_writes_one_line_per_record(seen):
-    assert seen["transform"]["output_lines"] == seen["transform"]["input_rows"] == 5000
-    label, *probabilities = seen["transform"]["first"].split(",")
+    assert seen.transform["output_lines"] == seen.transform["input_rows"] == 5000
+    label, *probabilities = seen.transform["first"].split(",")
     assert label in ("0", "1") and abs(sum(map(float, probabilities)) - 1) < 1e-9
 
 
 def test_destroy_leaves_nothing_billable(seen):
-    assert seen["leftovers"] == {"endpoints": [], "endpoint configs": [], "models": []}
+    assert seen.leftovers == {"endpoints": [], "endpoint configs": [], "models": []}
 
 
 def test_destroy_leaves_no_dev_bucket_and_names_what_it_keeps(seen):
-    assert seen["bucket_left"] is False
+    assert seen.bucket_left is False
     # dev is the model registry's environment: the registry and its access logs outlive the stack
-    assert sorted(name.split(" (")[1] for name in seen["retained"]) == [
+    assert sorted(name.split(" (")[1] for name in seen.retained) == [
         "AWS::KMS::Key)", "AWS::S3::Bucket)", "AWS::S3::Bucket)", "AWS::SageMaker::ModelPackageGroup)"]
 
 
@@ -67,15 +67,15 @@ def test_destroy_leaves_no_dev_bucket_and_names_what_it_keeps(seen):
 
 def test_second_deploy_serves_the_retrained_model(seen):
     """The deployed ModelDataUrl, fetched back and served, answers with v2's probabilities."""
-    status, body = seen["release_invoke"]
+    status, body = seen.release_invoke
     assert status == 200
-    for served, expected in zip(body["probabilities"], seen["retrained_probabilities"]):
+    for served, expected in zip(body["probabilities"], seen.retrained_probabilities):
         assert served == pytest.approx(expected, abs=1e-9)
-    assert body["probabilities"] != seen["invoke"][1]["probabilities"]  # not v1's answer
+    assert body["probabilities"] != seen.invoke[1]["probabilities"]  # not v1's answer
 
 
 def test_second_deploy_removes_v1_and_orphans_nothing(seen):
-    release, v1 = seen["release"], seen["deployed"]
+    release, v1 = seen.release, seen.deployed
     old = {v1.model["ModelName"], v1.endpoint_config["EndpointConfigName"]}
     assert old <= release.gone()
     assert not old & set(release.sagemaker_after["models"] + release.sagemaker_after["endpoint configs"])
@@ -84,7 +84,7 @@ def test_second_deploy_removes_v1_and_orphans_nothing(seen):
 
 
 def test_second_deploy_did_what_its_plan_said(seen):
-    release = seen["release"]
+    release = seen.release
     stack = release.stack_plan
     assert stack["endpoint"]["effect"] == "update" and stack["endpoint"]["rollout"]["strategy"] == "serverless"
     planned = {r["logical_id"]: r["action"] for r in stack["resources"]}
@@ -98,7 +98,7 @@ def test_second_deploy_did_what_its_plan_said(seen):
 
 
 def test_alarm_change_leaves_model_config_and_endpoint_untouched(seen):
-    release = seen["alarm_release"]
+    release = seen.alarm_release
     stack = release.stack_plan
     assert [(r["logical_id"], r["action"]) for r in stack["resources"]] == [("AlarmsModelLatencyAlarm7B529A72", "update")]
     assert stack["endpoint"]["effect"] == "unchanged" and stack["model_diff"] is None
@@ -135,7 +135,7 @@ def test_prod_deploys_and_destroys_keeping_only_its_retained_data(tmp_path):
 
 
 def test_the_live_model_is_watched_from_capture_in_the_local_s3(seen):
-    watched = seen["monitoring"]
+    watched = seen.monitoring
     assert watched["ok"]["verdict"] == "ok" and watched["ok"]["records"] == 300
     shifted = watched["shifted"]
     assert shifted["verdict"] == "drift" and shifted["records"] == 300

@@ -201,26 +201,29 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 
 
 def _run_forwarding_signals(start: Callable[[], subprocess.Popen]) -> int:
-    """Start the child and wait for it; pass SIGTERM/SIGINT on so gunicorn stops its
+    """Start the child and wait for it; on SIGTERM or SIGINT stop it, so gunicorn stops its
     workers and the sandbox's scratch HOME is removed after it. A signal that arrives
-    while the child is being started is passed on once it exists: exiting then would
-    leave the child serving, orphaned."""
+    while the child is being started reaches it once it exists: exiting then would leave
+    the child serving, orphaned. The child is always sent SIGTERM: quiet at every stage of
+    its start (a SIGINT while its interpreter initializes is Python's own traceback), and
+    gunicorn's graceful stop. The exit code says which signal `serve` received."""
     process: subprocess.Popen | None = None
     received: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
-        if process is None:
-            received.append(signum)
-        elif process.poll() is None:
-            process.send_signal(signum)
+        received.append(signum)
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         process = start()
-        for signum in received:
-            process.send_signal(signum)
+        if received and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
         code = process.wait()
-        return 128 - code if code < 0 else code  # killed by signal N: exit 128 + N, as a shell reports it
+        if received:  # stopped by signal N: exit 128 + N, as a shell reports it
+            return 128 + received[0]
+        return 128 - code if code < 0 else code
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

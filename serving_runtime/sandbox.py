@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -95,11 +96,17 @@ def _in_child(confinement: Confinement, memory_bytes: int | None) -> Callable[[]
         except BaseException as error:  # noqa: BLE001 - whatever it is, the child must not run unconfined
             os.write(2, f"sandbox: cannot confine the child ({confinement.method}): {error}\n".encode())
             os._exit(CONFINEMENT_FAILED)
+        # The caller's stop signals were blocked across the fork (`UntrustedChild.popen`):
+        # their default action from here on, then whatever arrived is delivered.
+        for stop in STOP_SIGNALS:
+            signal.signal(stop, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
     return confine
 
 
 CONFINEMENT_FAILED = 126
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
 
 
 @dataclass(frozen=True)
@@ -131,7 +138,14 @@ class UntrustedChild:
         return subprocess.run(list(argv), env=self.env, preexec_fn=self.preexec_fn(argv), timeout=timeout_s, **kwargs)
 
     def popen(self, argv: Sequence[str], **kwargs) -> subprocess.Popen:
-        return subprocess.Popen(list(argv), env=self.env, preexec_fn=self.preexec_fn(argv), **kwargs)
+        """A stop signal sent while the child forks is not lost: between fork and exec the
+        child would run the caller's Python handler (which cannot pass it on), so the
+        signals stay blocked until the child exists; the caller's handler then sees them."""
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            return subprocess.Popen(list(argv), env=self.env, preexec_fn=self.preexec_fn(argv), **kwargs)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def scrubbed_environment(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:

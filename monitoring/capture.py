@@ -119,22 +119,22 @@ def decode_json(text):
     return value
 
 
-def _cached_media_type(header):
-    found = _media_types.get(header)
+def _cached(cache, key, compute):
+    """compute(key), remembered in `cache` (cleared when it outgrows _CACHE_LIMIT)."""
+    found = cache.get(key)
     if found is None:
-        if len(_media_types) > _CACHE_LIMIT:
-            _media_types.clear()
-        found = _media_types[header] = media_type(header)
+        if len(cache) > _CACHE_LIMIT:
+            cache.clear()
+        found = cache[key] = compute(key)
     return found
+
+
+def _cached_media_type(header):
+    return _cached(_media_types, header, media_type)
 
 
 def _cached_time(value):
-    found = _times.get(value)
-    if found is None:
-        if len(_times) > _CACHE_LIMIT:
-            _times.clear()
-        found = _times[value] = parse_time(value)
-    return found
+    return _cached(_times, value, parse_time)
 
 
 def parse_time(value):
